@@ -1,0 +1,74 @@
+"""JWKS (RFC 7517) and discovery (RFC 8414, OpenID Connect Discovery 1.0)."""
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from authserver.api.deps import KeyStoreDep, SettingsDep
+from authserver.core.config import Settings
+from authserver.core.security import ALLOWED_ALGS
+from authserver.services.grants import GRANT_HANDLERS
+
+router = APIRouter(tags=["discovery"])
+
+JSON = "application/json"
+
+
+@router.get("/.well-known/jwks.json", summary="Public signing keys (JWK Set)")
+async def jwks(
+    request: Request, keystore: KeyStoreDep, settings: SettingsDep
+) -> Response:
+    view = keystore.view()
+    headers = {
+        "Cache-Control": f"public, max-age={int(settings.jwks_max_age.total_seconds())}",
+        "ETag": view.etag,
+    }
+    if _etag_matches(request.headers.get("if-none-match"), view.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(
+        view.jwks_json, media_type="application/jwk-set+json", headers=headers
+    )
+
+
+@router.get("/.well-known/openid-configuration", summary="OpenID Provider metadata")
+async def openid_configuration(request: Request) -> Response:
+    return Response(request.app.state.discovery_json, media_type=JSON)
+
+
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    summary="OAuth 2.0 Authorization Server metadata",
+)
+async def oauth_authorization_server(request: Request) -> Response:
+    return Response(request.app.state.discovery_json, media_type=JSON)
+
+
+def discovery_document(settings: Settings) -> bytes:
+    """The metadata, built once: every URL derives from AUTH_ISSUER."""
+    issuer = settings.issuer
+    document: dict[str, Any] = {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/oauth2/token",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "grant_types_supported": sorted(GRANT_HANDLERS),
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "scopes_supported": ["openid", "profile", "email", "admin"],
+        # No authorization endpoint: this server issues tokens by direct grants.
+        "response_types_supported": [],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ALLOWED_ALGS,
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time"],
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    candidates = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in candidates or etag in candidates

@@ -1,0 +1,157 @@
+"""Settings: every knob of the server, read from AUTH_* variables and `.env`."""
+
+from datetime import timedelta
+from functools import lru_cache
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Self
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOOPBACK_HOSTS = {"localhost"}
+
+
+class ConfigError(Exception):
+    """A setting has a bad value; the message names it in one line."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AUTH_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./authserver.db",
+        description="SQLAlchemy async URL (sqlite+aiosqlite or postgresql+asyncpg).",
+    )
+    issuer: str = Field(
+        "http://localhost:8000",
+        description="Public base URL; `iss` of every token and base of every URL.",
+    )
+    keys_dir: Path = Field(Path("keys"), description="Signing-key store directory.")
+    keys_passphrase: SecretStr | None = Field(
+        None, description="Encrypts the private key files when set."
+    )
+    access_token_ttl: timedelta = Field(
+        timedelta(seconds=900), description="Access-token lifetime (seconds)."
+    )
+    id_token_ttl: timedelta = Field(
+        timedelta(seconds=900), description="ID-token lifetime (seconds)."
+    )
+    refresh_token_ttl: timedelta = Field(
+        timedelta(days=14), description="Refresh-token idle lifetime (seconds)."
+    )
+    refresh_token_max_lifetime: timedelta = Field(
+        timedelta(days=90),
+        description="Absolute lifetime of a refresh-token family (seconds).",
+    )
+    refresh_retry_window: timedelta = Field(
+        timedelta(seconds=10),
+        description="How long a rotated refresh token may be retried for the "
+        "same answer (seconds, 0 turns it off).",
+    )
+    default_audience: str | None = Field(
+        None,
+        description="`aud` of access tokens when the client names none; "
+        "defaults to the issuer.",
+    )
+    bcrypt_rounds: int = Field(12, ge=4, le=31, description="bcrypt cost factor.")
+    jwks_max_age: timedelta = Field(
+        timedelta(seconds=300),
+        description="Cache lifetime of the JWKS document; a rotated key waits "
+        "this long before it signs.",
+    )
+    keystore_check_interval: float = Field(
+        1.0, ge=0, description="Seconds between checks of the key store for changes."
+    )
+    auto_migrate: bool = Field(
+        True, description="Apply pending migrations when the server starts."
+    )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest accepted request body."
+    )
+    db_pool_size: int = Field(10, ge=1, description="Connections per worker.")
+
+    @field_validator(
+        "access_token_ttl",
+        "id_token_ttl",
+        "refresh_token_ttl",
+        "refresh_token_max_lifetime",
+    )
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive number of seconds")
+        return value
+
+    @field_validator("refresh_retry_window", "jwks_max_age")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("must not be negative")
+        return value
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment (RFC 8414 §2)")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError("must use https unless the host is loopback")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _lifetimes_agree(self) -> Self:
+        if self.refresh_token_ttl > self.refresh_token_max_lifetime:
+            raise ValueError(
+                "AUTH_REFRESH_TOKEN_TTL must not exceed AUTH_REFRESH_TOKEN_MAX_LIFETIME"
+            )
+        return self
+
+    @property
+    def audience(self) -> str:
+        return self.default_audience or self.issuer
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning a validation failure into one readable line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        name = f"AUTH_{field.upper()}" if field else "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"invalid setting {name}: {message}") from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings()

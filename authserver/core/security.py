@@ -1,0 +1,193 @@
+"""Primitives: password and client-secret hashing, JWT sign/verify, sealed blobs.
+
+Everything here is pure and synchronous; callers pass issuer, keys and TTLs in.
+bcrypt is slow on purpose: async callers run the password functions through
+`anyio.to_thread.run_sync`, never on the event loop.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, RSAKey
+from passlib.context import CryptContext
+
+from authserver.core.exceptions import TokenError
+
+# The one algorithm we sign with and the only one we ever accept (RFC 8725 §3.1).
+SIGNING_ALG = "RS256"
+ALLOWED_ALGS = [SIGNING_ALG]
+
+ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068 §2.1
+REFRESH_TOKEN_TYP = "rt+jwt"  # ours: never accepted where an access token is due
+ID_TOKEN_TYP = "JWT"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# Passwords: bcrypt over SHA-256 has no 72-byte limit and no silent truncation;
+# plain bcrypt hashes (imported from elsewhere) still verify and are upgraded.
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 1024
+
+
+def make_password_context(rounds: int) -> CryptContext:
+    return CryptContext(
+        schemes=["bcrypt_sha256", "bcrypt"],
+        deprecated=["bcrypt"],
+        bcrypt_sha256__rounds=rounds,
+        bcrypt__rounds=rounds,
+    )
+
+
+def hash_password(context: CryptContext, password: str) -> str:
+    """Hash a password (slow: call from a worker thread)."""
+    password_hash: str = context.hash(password)
+    return password_hash
+
+
+def verify_password(
+    context: CryptContext, password: str, password_hash: str
+) -> tuple[bool, str | None]:
+    """Check a password; also return a new hash when the stored one is outdated."""
+    try:
+        valid, new_hash = context.verify_and_update(password, password_hash)
+        return bool(valid), new_hash
+    except ValueError:
+        # Malformed stored hash or an input bcrypt refuses: a failed login.
+        return False, None
+
+
+def password_problem(password: str) -> str | None:
+    """Why a new password is unacceptable, or None when it is fine."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        return f"password must be at least {PASSWORD_MIN_LENGTH} characters"
+    if len(password) > PASSWORD_MAX_LENGTH:
+        return f"password must be at most {PASSWORD_MAX_LENGTH} characters"
+    if "\x00" in password:
+        return "password must not contain NUL characters"
+    return None
+
+
+# Client secrets are 256-bit random strings made by the server, so a fast keyed
+# hash is enough (nothing to brute-force) and keeps client auth cheap.
+CLIENT_SECRET_BYTES = 32
+_SECRET_SCHEME = "hmac-sha256"
+
+
+def generate_client_secret() -> str:
+    return secrets.token_urlsafe(CLIENT_SECRET_BYTES)
+
+
+def hash_client_secret(secret: str, *, salt: bytes | None = None) -> str:
+    salt = salt if salt is not None else os.urandom(16)
+    digest = hmac.new(salt, secret.encode(), hashlib.sha256).digest()
+    return f"{_SECRET_SCHEME}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_client_secret(secret: str, secret_hash: str) -> bool:
+    """Constant-time check of a presented secret against its stored hash."""
+    try:
+        scheme, salt, digest = secret_hash.split("$")
+        expected = _unb64(digest)
+        salt_bytes = _unb64(salt)
+    except ValueError:
+        return False
+    actual = hmac.new(salt_bytes, secret.encode(), hashlib.sha256).digest()
+    return scheme == _SECRET_SCHEME and hmac.compare_digest(actual, expected)
+
+
+# A hash that no secret matches, so an unknown client costs the same work.
+DUMMY_CLIENT_SECRET_HASH = hash_client_secret(secrets.token_urlsafe(32))
+
+
+def sign_jwt(key: RSAKey, claims: Mapping[str, Any], *, typ: str) -> str:
+    header = {"alg": SIGNING_ALG, "typ": typ, "kid": key.kid}
+    return jwt.encode(header, dict(claims), key, algorithms=ALLOWED_ALGS)
+
+
+def verify_jwt(
+    token: str,
+    keys: KeySet,
+    *,
+    typ: str,
+    issuer: str,
+    audience: str | None,
+    now: int,
+    leeway: int = 0,
+) -> dict[str, Any]:
+    """Verify signature, algorithm, kid, typ, iss, aud and exp; return the claims.
+
+    Raises TokenError saying why, for logs only.
+    """
+    try:
+        token_obj = jwt.decode(token, keys, algorithms=ALLOWED_ALGS)
+    except (JoseError, ValueError, TypeError) as exc:
+        raise TokenError(f"bad token: {type(exc).__name__}") from None
+    header = token_obj.header
+    if "kid" not in header:
+        raise TokenError("no kid in header")
+    if str(header.get("typ", "")).lower() != typ:
+        raise TokenError(f"wrong typ {header.get('typ')!r}")
+    claims = token_obj.claims
+    options: dict[str, Any] = {
+        "iss": {"essential": True, "value": issuer},
+        "exp": {"essential": True},
+        "iat": {"essential": True},
+        "jti": {"essential": True},
+        "sub": {"essential": True},
+    }
+    if audience is not None:
+        options["aud"] = {"essential": True, "value": audience}
+    registry = jwt.JWTClaimsRegistry(now=now, leeway=leeway, **options)
+    try:
+        registry.validate(claims)
+    except (JoseError, ValueError, TypeError) as exc:
+        raise TokenError(f"bad claims: {exc}") from None
+    return dict(claims)
+
+
+# Retry answers of the refresh grant are stored sealed under a key derived from
+# the presented refresh token, which the database never holds: a dump of the
+# table yields no usable token.
+def seal(secret_token: str, context: str, payload: Mapping[str, Any]) -> bytes:
+    nonce = os.urandom(12)
+    aead = AESGCM(_derive_key(secret_token, context))
+    data = json.dumps(payload, separators=(",", ":")).encode()
+    return nonce + aead.encrypt(nonce, data, context.encode())
+
+
+def unseal(secret_token: str, context: str, blob: bytes) -> dict[str, Any] | None:
+    aead = AESGCM(_derive_key(secret_token, context))
+    try:
+        data = aead.decrypt(blob[:12], blob[12:], context.encode())
+    except Exception:  # InvalidTag, truncated blob: not ours to open
+        return None
+    result: dict[str, Any] = json.loads(data)
+    return result
+
+
+def _derive_key(secret_token: str, context: str) -> bytes:
+    hkdf = HKDF(
+        algorithm=SHA256(),
+        length=32,
+        salt=context.encode(),
+        info=b"authserver refresh retry v1",
+    )
+    return hkdf.derive(secret_token.encode())

@@ -1,0 +1,48 @@
+"""Client repository."""
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authserver.core.exceptions import AlreadyExistsError
+from authserver.models import Client
+from authserver.schemas.client import ClientCreate
+
+
+class ClientRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, id_: uuid.UUID) -> Client | None:
+        return await self.session.get(Client, id_)
+
+    async def get_by_client_id(self, client_id: str) -> Client | None:
+        stmt = select(Client).where(Client.client_id == client_id)
+        return await self.session.scalar(stmt)
+
+    async def list(self) -> Sequence[Client]:
+        return (
+            await self.session.scalars(select(Client).order_by(Client.client_id))
+        ).all()
+
+    async def add(self, data: ClientCreate, *, secret_hash: str | None) -> Client:
+        """Insert a client; AlreadyExistsError if the client_id is taken."""
+        client = Client(**data.model_dump(), secret_hash=secret_hash)
+        self.session.add(client)
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            await self.session.rollback()
+            raise AlreadyExistsError(f"client {data.client_id!r} exists") from exc
+        return client
+
+    async def set_secret_hash(self, client: Client, secret_hash: str) -> None:
+        client.secret_hash = secret_hash
+        await self.session.flush()
+
+    async def delete(self, client: Client) -> None:
+        await self.session.delete(client)
+        await self.session.flush()

@@ -1,0 +1,84 @@
+"""The FastAPI application: `create_app()` and the module-level `app`."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+
+from authserver.api.errors import register_error_handlers
+from authserver.api.middleware import BodySizeLimitMiddleware
+from authserver.api.v1 import token, well_known
+from authserver.core.config import Settings, get_settings
+from authserver.db.init import prepare_database
+from authserver.db.session import create_engine, create_session_factory
+from authserver.services import maintenance
+from authserver.services.keystore import keystore_from_settings
+from authserver.services.passwords import PasswordHasher
+from authserver.services.tokens import TokenService
+
+logger = logging.getLogger(__name__)
+
+PURGE_INTERVAL_SECONDS = 300.0
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    keystore = keystore_from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        await prepare_database(engine, settings)
+        # Several workers may start at once: the key store's lock makes one key.
+        if await anyio.to_thread.run_sync(keystore.ensure_signing_key):
+            logger.info("signing_key_created")
+        keystore.view()  # fail now, not on the first request, if keys are unusable
+        app.state.session_factory = create_session_factory(engine)
+        purger = asyncio.create_task(
+            maintenance.run_periodically(
+                app.state.session_factory, PURGE_INTERVAL_SECONDS
+            )
+        )
+        try:
+            yield
+        finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+            await engine.dispose()
+
+    app = FastAPI(
+        title="authserver",
+        summary="OAuth 2.0 / OpenID Connect token server",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.keystore = keystore
+    app.state.tokens = TokenService(keystore, settings)
+    app.state.hasher = PasswordHasher(settings.bcrypt_rounds)
+    app.state.discovery_json = well_known.discovery_document(settings)
+    register_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.include_router(token.router)
+    app.include_router(well_known.router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn authserver.main:app` builds the app from the environment on
+    # first access, so importing this module (tests, tools) has no side effects.
+    if name == "app":
+        from authserver.core.config import ConfigError
+
+        try:
+            application = create_app()
+        except ConfigError as exc:
+            raise SystemExit(f"authserver: {exc}") from None
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

@@ -1,0 +1,8 @@
+"""SQLAlchemy models; importing this package registers every table on Base."""
+
+from authserver.models.base import Base
+from authserver.models.client import Client
+from authserver.models.refresh_token import RefreshToken
+from authserver.models.user import User
+
+__all__ = ["Base", "Client", "RefreshToken", "User"]

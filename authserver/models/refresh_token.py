@@ -1,0 +1,35 @@
+"""Refresh-token records: one row per issued refresh token, keyed by its jti."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, LargeBinary, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from authserver.models.base import Base, UTCDateTime
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+
+    jti: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # Every token minted from one login shares the family; reuse revokes it all.
+    family_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(String(1024))
+    auth_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    family_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    replaced_by: Mapped[str | None] = mapped_column(String(36))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The answer given at rotation, sealed under a key derived from this token,
+    # kept only while a lost response may be retried (see services.grants).
+    retry_blob: Mapped[bytes | None] = mapped_column(LargeBinary)
+    retry_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

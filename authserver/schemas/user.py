@@ -1,0 +1,47 @@
+"""User data as the API and the CLI accept and show it."""
+
+import unicodedata
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from authserver.core.security import password_problem
+
+USERNAME_PATTERN = r"^[A-Za-z0-9._@+-]{1,150}$"
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    username: str = Field(pattern=USERNAME_PATTERN)
+    password: str = Field(repr=False)
+    email: EmailStr | None = None
+    is_admin: bool = False
+
+    @field_validator("password")
+    @classmethod
+    def _password_rules(cls, value: str) -> str:
+        problem = password_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    username: str
+    email: str | None
+    email_verified: bool
+    is_active: bool
+    is_admin: bool
+    created_at: datetime
+    updated_at: datetime
+    password_changed_at: datetime
+
+
+def username_key(username: str) -> str:
+    """The case-insensitive form used for uniqueness and lookups."""
+    return unicodedata.normalize("NFKC", username).casefold()

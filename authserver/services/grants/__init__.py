@@ -1,0 +1,32 @@
+"""The token endpoint's logic: authenticate the client, dispatch on grant_type."""
+
+from collections.abc import Awaitable, Callable
+
+from authserver.core.exceptions import (
+    UnauthorizedClientError,
+    UnsupportedGrantTypeError,
+)
+from authserver.models import Client
+from authserver.schemas.token import TokenForm, TokenResponse
+from authserver.services.clients import ClientCredentials, authenticate_client
+from authserver.services.grants import password, refresh_token
+from authserver.services.grants.common import GrantContext
+
+GrantHandler = Callable[[TokenForm, Client, GrantContext], Awaitable[TokenResponse]]
+
+GRANT_HANDLERS: dict[str, GrantHandler] = {
+    module.GRANT_TYPE: module.handle for module in (password, refresh_token)
+}
+
+
+async def exchange(
+    form: TokenForm, credentials: ClientCredentials | None, ctx: GrantContext
+) -> TokenResponse:
+    """Run one token request to its response or its OAuthError."""
+    client = await authenticate_client(credentials, ctx.clients)
+    handler = GRANT_HANDLERS.get(form.grant_type)
+    if handler is None:
+        raise UnsupportedGrantTypeError("this grant_type is not supported")
+    if form.grant_type not in client.grant_types:
+        raise UnauthorizedClientError("this client may not use this grant type")
+    return await handler(form, client, ctx)

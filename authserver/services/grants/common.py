@@ -1,0 +1,132 @@
+"""Steps every grant shares: the context, scope decisions, minting a response."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authserver.core.exceptions import InvalidScopeError
+from authserver.crud.client import ClientRepository
+from authserver.crud.refresh_token import RefreshTokenRepository
+from authserver.crud.user import UserRepository
+from authserver.models import Client, RefreshToken, User
+from authserver.schemas.scope import parse_scope
+from authserver.schemas.token import TokenResponse
+from authserver.services.passwords import PasswordHasher
+from authserver.services.tokens import TokenService, seconds
+
+ADMIN_SCOPE = "admin"
+OPENID_SCOPE = "openid"
+
+
+@dataclass
+class GrantContext:
+    """Everything a grant handler needs, built once per request."""
+
+    session: AsyncSession
+    users: UserRepository
+    clients: ClientRepository
+    refresh_tokens: RefreshTokenRepository
+    tokens: TokenService
+    hasher: PasswordHasher
+    refresh_ttl: timedelta
+    refresh_max_lifetime: timedelta
+    retry_window: timedelta
+    now: datetime
+
+
+def requested_scopes(value: str | None, client: Client) -> list[str]:
+    """The scopes asked for, or the client's defaults; InvalidScopeError if not allowed."""
+    if value is None:
+        return list(client.scopes)
+    scopes = parse_scope(value)
+    if scopes is None:
+        raise InvalidScopeError("malformed scope")
+    unknown = [s for s in scopes if s not in client.scopes]
+    if unknown:
+        raise InvalidScopeError(
+            "scope not allowed for this client", detail=f"scopes {unknown}"
+        )
+    return scopes
+
+
+def scopes_for_user(scopes: list[str], user: User, *, explicit: bool) -> list[str]:
+    """Drop what the user may not hold; asking for it explicitly is an error."""
+    if ADMIN_SCOPE in scopes and not user.is_admin:
+        if explicit:
+            raise InvalidScopeError("scope not allowed for this user")
+        return [s for s in scopes if s != ADMIN_SCOPE]
+    return scopes
+
+
+def mint_response(
+    ctx: GrantContext,
+    client: Client,
+    *,
+    user: User,
+    scopes: list[str],
+    auth_time: datetime,
+    refresh: RefreshToken | None,
+) -> TokenResponse:
+    """Sign the access token, the refresh token (when given) and the ID token."""
+    scope = " ".join(scopes)
+    subject = str(user.id)
+    access = ctx.tokens.mint_access(
+        subject=subject,
+        client_id=client.client_id,
+        scope=scope,
+        audience=client.audience,
+        now=ctx.now,
+    )
+    response = TokenResponse(
+        access_token=access.token,
+        expires_in=seconds(access.expires_at - ctx.now),
+        scope=scope,
+    )
+    if refresh is not None:
+        response.refresh_token = ctx.tokens.mint_refresh(
+            jti=refresh.jti,
+            subject=subject,
+            client_id=client.client_id,
+            scope=refresh.scope,
+            expires_at=refresh.expires_at,
+            now=ctx.now,
+        ).token
+    if OPENID_SCOPE in scopes:
+        response.id_token = ctx.tokens.mint_id(
+            subject=subject,
+            client_id=client.client_id,
+            auth_time=auth_time,
+            now=ctx.now,
+        ).token
+    return response
+
+
+def new_refresh_record(
+    ctx: GrantContext,
+    client: Client,
+    *,
+    user: User,
+    scopes: list[str],
+    auth_time: datetime,
+    family_id: uuid.UUID | None = None,
+    family_expires_at: datetime | None = None,
+) -> RefreshToken:
+    """A refresh-token row for a new family (login) or the next of a family."""
+    family_expires_at = family_expires_at or ctx.now + ctx.refresh_max_lifetime
+    return RefreshToken(
+        jti=str(uuid.uuid4()),
+        family_id=family_id or uuid.uuid4(),
+        user_id=user.id,
+        client_id=client.id,
+        scope=" ".join(scopes),
+        auth_time=auth_time,
+        issued_at=ctx.now,
+        expires_at=min(ctx.now + ctx.refresh_ttl, family_expires_at),
+        family_expires_at=family_expires_at,
+    )
+
+
+def issues_refresh_tokens(client: Client) -> bool:
+    return "refresh_token" in client.grant_types

@@ -1,0 +1,147 @@
+"""refresh_token grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14).
+
+Every use rotates: the presented token is marked used by one conditional UPDATE
+and exactly one child is minted. A client whose answer was lost may present the
+same token again within AUTH_REFRESH_RETRY_WINDOW and gets the very same answer,
+kept sealed under a key derived from the presented token. Any other second use
+is reuse: the whole family is revoked.
+"""
+
+import logging
+
+from authserver.core.exceptions import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    TokenError,
+)
+from authserver.core.security import seal, unseal
+from authserver.models import Client, RefreshToken, User
+from authserver.schemas.scope import parse_scope
+from authserver.schemas.token import TokenForm, TokenResponse
+from authserver.services.grants.common import (
+    GrantContext,
+    mint_response,
+    new_refresh_record,
+    scopes_for_user,
+)
+
+GRANT_TYPE = "refresh_token"
+INVALID = "refresh token is invalid, expired or revoked"
+logger = logging.getLogger(__name__)
+
+
+async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenResponse:
+    if not form.refresh_token:
+        raise InvalidRequestError("refresh_token is required")
+    presented = form.refresh_token
+    try:
+        claims = ctx.tokens.verify_refresh(presented, now=ctx.now)
+    except TokenError as exc:
+        raise InvalidGrantError(INVALID, detail=str(exc)) from None
+
+    record = await ctx.refresh_tokens.get(str(claims["jti"]))
+    if record is None or record.client_id != client.id:
+        raise InvalidGrantError(INVALID, detail="unknown jti or another client's token")
+    if record.rotated_at is not None or record.revoked_at is not None:
+        return await _retry_or_reuse(ctx, record, presented)
+
+    user = await _live_user(ctx, record)
+    granted = record.scope.split()
+    still_allowed = [s for s in granted if s in client.scopes]
+    still_allowed = scopes_for_user(still_allowed, user, explicit=False)
+    scopes = _narrow(form.scope, still_allowed)
+
+    child = new_refresh_record(
+        ctx,
+        client,
+        user=user,
+        scopes=still_allowed,
+        auth_time=record.auth_time,
+        family_id=record.family_id,
+        family_expires_at=record.family_expires_at,
+    )
+    response = mint_response(
+        ctx, client, user=user, scopes=scopes, auth_time=record.auth_time, refresh=child
+    )
+    window = ctx.retry_window
+    blob = seal(presented, record.jti, response.model_dump()) if window else None
+    rotated = await ctx.refresh_tokens.rotate(
+        record.jti,
+        child_jti=child.jti,
+        at=ctx.now,
+        retry_blob=blob,
+        retry_until=ctx.now + window if window else None,
+    )
+    if not rotated:
+        # A concurrent request rotated it first (it has committed by now).
+        await ctx.session.refresh(record)
+        return await _retry_or_reuse(ctx, record, presented)
+    await ctx.refresh_tokens.add(child)
+    await ctx.session.commit()
+    logger.info(
+        "refresh_token_rotated",
+        extra={"client_id": client.client_id, "jti": record.jti, "child": child.jti},
+    )
+    return response
+
+
+async def _live_user(ctx: GrantContext, record: RefreshToken) -> User:
+    if record.family_expires_at <= ctx.now:
+        raise InvalidGrantError(INVALID, detail="family past its absolute lifetime")
+    user = await ctx.users.get(record.user_id)
+    if user is None or not user.is_active:
+        raise InvalidGrantError(INVALID, detail="user disabled or deleted")
+    if user.password_changed_at > record.issued_at:
+        raise InvalidGrantError(INVALID, detail="password changed after issue")
+    return user
+
+
+def _narrow(requested: str | None, granted: list[str]) -> list[str]:
+    """RFC 6749 §6: the new scope may narrow the original, never widen it."""
+    if requested is None:
+        return granted
+    scopes = parse_scope(requested)
+    if scopes is None:
+        raise InvalidScopeError("malformed scope")
+    if any(s not in granted for s in scopes):
+        raise InvalidScopeError("scope exceeds the original grant")
+    return scopes
+
+
+async def _retry_or_reuse(
+    ctx: GrantContext, record: RefreshToken, presented: str
+) -> TokenResponse:
+    """A used token came back: a lost answer retried in time, or a replay."""
+    if record.revoked_at is not None:
+        raise InvalidGrantError(INVALID, detail=f"revoked token {record.jti}")
+    if (
+        record.retry_blob is not None
+        and record.retry_until is not None
+        and ctx.now < record.retry_until
+        and record.replaced_by is not None
+        and await _child_unused(ctx, record.replaced_by)
+    ):
+        answer = unseal(presented, record.jti, record.retry_blob)
+        if answer is not None:
+            await ctx.session.rollback()
+            logger.info("refresh_token_retry_answered", extra={"jti": record.jti})
+            return TokenResponse.model_validate(answer)
+    revoked = await ctx.refresh_tokens.revoke_family(record.family_id, at=ctx.now)
+    await ctx.session.commit()
+    logger.warning(
+        "refresh_token_reuse_detected",
+        extra={
+            "jti": record.jti,
+            "family_id": str(record.family_id),
+            "revoked": revoked,
+        },
+    )
+    raise InvalidGrantError(INVALID, detail=f"reuse of rotated token {record.jti}")
+
+
+async def _child_unused(ctx: GrantContext, child_jti: str) -> bool:
+    # Once the child has been used, the client did get the answer: a retry of
+    # the parent can only be a replay.
+    child = await ctx.refresh_tokens.get(child_jti)
+    return child is not None and child.rotated_at is None and child.revoked_at is None

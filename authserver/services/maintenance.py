@@ -1,0 +1,34 @@
+"""Periodic clean-up: closed retry answers and long-expired refresh tokens."""
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from authserver.crud.refresh_token import RefreshTokenRepository
+from authserver.db.session import SessionFactory
+
+logger = logging.getLogger(__name__)
+
+# Expired records linger a day so an operator can still see what happened.
+KEEP_EXPIRED_FOR = timedelta(days=1)
+
+
+async def purge_once(session_factory: SessionFactory) -> int:
+    async with session_factory() as session:
+        deleted = await RefreshTokenRepository(session).purge(
+            now=datetime.now(UTC), keep_expired_for=KEEP_EXPIRED_FOR
+        )
+        await session.commit()
+    return deleted
+
+
+async def run_periodically(session_factory: SessionFactory, interval: float) -> None:
+    """Purge every `interval` seconds until cancelled; failures are logged."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            deleted = await purge_once(session_factory)
+            if deleted:
+                logger.info("refresh_tokens_purged", extra={"deleted": deleted})
+        except Exception:
+            logger.exception("purge_failed")

@@ -1,0 +1,138 @@
+"""Minting and verifying the three JWTs: access (RFC 9068), refresh and ID."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from authserver.core.config import Settings
+from authserver.core.security import (
+    ACCESS_TOKEN_TYP,
+    ID_TOKEN_TYP,
+    REFRESH_TOKEN_TYP,
+    sign_jwt,
+    verify_jwt,
+)
+from authserver.services.keystore import KeyStore
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    token: str
+    jti: str
+    expires_at: datetime
+
+
+class TokenService:
+    def __init__(self, keystore: KeyStore, settings: Settings) -> None:
+        self.keystore = keystore
+        self.issuer = settings.issuer
+        self.default_audience = settings.audience
+        self.access_ttl = settings.access_token_ttl
+        self.id_ttl = settings.id_token_ttl
+        # Refresh tokens are only ever presented back to our token endpoint.
+        self.refresh_audience = f"{settings.issuer}/oauth2/token"
+
+    def mint_access(
+        self,
+        *,
+        subject: str,
+        client_id: str,
+        scope: str,
+        audience: str | None,
+        now: datetime,
+    ) -> MintedToken:
+        expires_at = now + self.access_ttl
+        jti = str(uuid.uuid4())
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": audience or self.default_audience,
+            "exp": _ts(expires_at),
+            "iat": _ts(now),
+            "jti": jti,
+            "client_id": client_id,
+            "scope": scope,
+        }
+        return self._sign(claims, ACCESS_TOKEN_TYP, jti, expires_at, now)
+
+    def mint_refresh(
+        self,
+        *,
+        jti: str,
+        subject: str,
+        client_id: str,
+        scope: str,
+        expires_at: datetime,
+        now: datetime,
+    ) -> MintedToken:
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.refresh_audience,
+            "exp": _ts(expires_at),
+            "iat": _ts(now),
+            "jti": jti,
+            "client_id": client_id,
+            "scope": scope,
+        }
+        return self._sign(claims, REFRESH_TOKEN_TYP, jti, expires_at, now)
+
+    def mint_id(
+        self, *, subject: str, client_id: str, auth_time: datetime, now: datetime
+    ) -> MintedToken:
+        expires_at = now + self.id_ttl
+        jti = str(uuid.uuid4())
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": client_id,
+            "exp": _ts(expires_at),
+            "iat": _ts(now),
+            "auth_time": _ts(auth_time),
+            "jti": jti,
+        }
+        return self._sign(claims, ID_TOKEN_TYP, jti, expires_at, now)
+
+    def verify_refresh(self, token: str, *, now: datetime) -> dict[str, Any]:
+        """Claims of a valid refresh JWT; raises TokenError otherwise."""
+        return verify_jwt(
+            token,
+            self.keystore.view(now).verify_keys,
+            typ=REFRESH_TOKEN_TYP,
+            issuer=self.issuer,
+            audience=self.refresh_audience,
+            now=_ts(now),
+        )
+
+    def verify_access(
+        self, token: str, *, now: datetime, audience: str | None = None
+    ) -> dict[str, Any]:
+        """Claims of a valid access JWT for `audience`; raises TokenError otherwise."""
+        return verify_jwt(
+            token,
+            self.keystore.view(now).verify_keys,
+            typ=ACCESS_TOKEN_TYP,
+            issuer=self.issuer,
+            audience=audience or self.default_audience,
+            now=_ts(now),
+        )
+
+    def _sign(
+        self,
+        claims: dict[str, Any],
+        typ: str,
+        jti: str,
+        expires_at: datetime,
+        now: datetime,
+    ) -> MintedToken:
+        key = self.keystore.view(now).signing_key
+        return MintedToken(sign_jwt(key, claims, typ=typ), jti, expires_at)
+
+
+def _ts(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def seconds(delta: timedelta) -> int:
+    return int(delta.total_seconds())

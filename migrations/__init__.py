@@ -1,0 +1,1 @@
+"""Alembic migrations (a package so the installed project can find them)."""

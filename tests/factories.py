@@ -1,0 +1,94 @@
+"""Test data made through the real services, with valid defaults."""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from authserver.crud.client import ClientRepository
+from authserver.crud.refresh_token import RefreshTokenRepository
+from authserver.crud.user import UserRepository
+from authserver.db.session import SessionFactory
+from authserver.models import Client, User
+from authserver.schemas.client import ClientCreate
+from authserver.schemas.user import UserCreate
+from authserver.services.clients import create_client
+from authserver.services.passwords import PasswordHasher
+from authserver.services.users import UserService
+
+DEFAULT_PASSWORD = "correct horse battery"
+TEST_HASHER = PasswordHasher(rounds=4)
+
+
+@dataclass
+class TestClient:
+    client: Client
+    secret: str | None
+
+    @property
+    def client_id(self) -> str:
+        return self.client.client_id
+
+    @property
+    def basic_auth(self) -> tuple[str, str]:
+        assert self.secret is not None
+        return (self.client.client_id, self.secret)
+
+    def form(self) -> dict[str, str]:
+        """client_secret_post parameters (client_id only for a public client)."""
+        data = {"client_id": self.client.client_id}
+        if self.secret is not None:
+            data["client_secret"] = self.secret
+        return data
+
+
+async def make_client(
+    factory: SessionFactory,
+    *,
+    public: bool = False,
+    grant_types: tuple[str, ...] = ("password", "refresh_token"),
+    scopes: tuple[str, ...] = ("openid", "profile", "email"),
+    audience: str | None = None,
+    client_id: str | None = None,
+) -> TestClient:
+    data = ClientCreate(
+        client_id=client_id or f"app-{uuid.uuid4().hex[:8]}",
+        name="Test app",
+        grant_types=list(grant_types),
+        scopes=list(scopes),
+        audience=audience,
+    )
+    async with factory() as session:
+        client, secret = await create_client(
+            data, ClientRepository(session), public=public
+        )
+        await session.commit()
+    return TestClient(client, secret)
+
+
+async def make_user(
+    factory: SessionFactory,
+    *,
+    username: str | None = None,
+    password: str = DEFAULT_PASSWORD,
+    email: str | None = None,
+    is_admin: bool = False,
+    is_active: bool = True,
+    hasher: PasswordHasher = TEST_HASHER,
+) -> User:
+    data = UserCreate(
+        username=username or f"user-{uuid.uuid4().hex[:8]}",
+        password=password,
+        email=email,
+        is_admin=is_admin,
+    )
+    async with factory() as session:
+        service = user_service(session, hasher)
+        user = await service.create(data)
+        if not is_active:
+            await service.set_active(user, False)
+        await session.commit()
+    return user
+
+
+def user_service(session: Any, hasher: PasswordHasher = TEST_HASHER) -> UserService:
+    return UserService(UserRepository(session), RefreshTokenRepository(session), hasher)
