@@ -338,6 +338,6 @@ def keystore_from_settings(settings: Settings) -> KeyStore:
             token_ttl=max(settings.access_token_ttl, settings.id_token_ttl),
             refresh_max_lifetime=settings.refresh_token_max_lifetime,
         ),
-        passphrase=passphrase.get_secret_value() if passphrase else None,
+        passphrase=(passphrase.get_secret_value() or None) if passphrase else None,
         check_interval=settings.keystore_check_interval,
     )

@@ -30,7 +30,9 @@ async def test_password_then_refresh_verified_by_pyjwt(live, session_factory):
     assert second["refresh_token"] != first["refresh_token"]
     jwks_client = pyjwt.PyJWKClient(discovery["jwks_uri"])
     for token in (first["access_token"], second["access_token"]):
-        signing_key = await asyncio.to_thread(jwks_client.get_signing_key_from_jwt, token)
+        signing_key = await asyncio.to_thread(
+            jwks_client.get_signing_key_from_jwt, token
+        )
         claims = pyjwt.decode(
             token,
             signing_key.key,

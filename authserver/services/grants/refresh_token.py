@@ -122,10 +122,13 @@ async def _retry_or_reuse(
         and record.replaced_by is not None
         and await _child_unused(ctx, record.replaced_by)
     ):
-        answer = unseal(presented, record.jti, record.retry_blob)
+        jti = record.jti
+        answer = unseal(presented, jti, record.retry_blob)
         if answer is not None:
+            # Nothing to write: release the transaction (SQLite's write lock)
+            # now. Rollback expires `record`, so it is not touched after.
             await ctx.session.rollback()
-            logger.info("refresh_token_retry_answered", extra={"jti": record.jti})
+            logger.info("refresh_token_retry_answered", extra={"jti": jti})
             return TokenResponse.model_validate(answer)
     revoked = await ctx.refresh_tokens.revoke_family(record.family_id, at=ctx.now)
     await ctx.session.commit()

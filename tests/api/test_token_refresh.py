@@ -1,0 +1,321 @@
+"""Refresh grant (RFC 6749 §6): rotation, retry window, reuse detection."""
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import httpx2
+import pytest
+from fastapi import FastAPI, Request
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
+from authserver.api.deps import SessionDep, get_grant_context
+from authserver.main import create_app
+from authserver.services.grants.common import GrantContext
+from tests.api.helpers import assert_oauth_error, password_grant, refresh_grant, tokens
+from tests.conftest import TEST_ISSUER
+from tests.factories import make_client, make_user, user_service
+
+
+@asynccontextmanager
+async def app_with(settings, **overrides) -> AsyncIterator[httpx2.AsyncClient]:
+    """The app with other settings, on the same database and keys."""
+    app = create_app(settings.model_copy(update=overrides))
+    async with app.router.lifespan_context(app):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url=TEST_ISSUER) as c:
+            yield c
+
+
+@pytest.fixture
+def clock(app: FastAPI) -> AsyncIterator[Callable[[timedelta], None]]:
+    """Move the token endpoint's clock forward by a delta."""
+    offset = timedelta(0)
+
+    def context(request: Request, session: SessionDep) -> GrantContext:
+        ctx = get_grant_context(request, session)
+        return dataclasses.replace(ctx, now=datetime.now(UTC) + offset)
+
+    def advance(delta: timedelta) -> None:
+        nonlocal offset
+        offset += delta
+
+    app.dependency_overrides[get_grant_context] = context
+    yield advance
+    app.dependency_overrides.pop(get_grant_context, None)
+
+
+async def login(api, session_factory, **client_options):
+    client = await make_client(session_factory, **client_options)
+    user = await make_user(session_factory)
+    body = tokens(await password_grant(api, client, user.username))
+    return client, user, body
+
+
+async def test_refresh_rotates_and_old_access_token_stays_valid(
+    api, session_factory, app
+):
+    client, user, first = await login(api, session_factory)
+
+    second = tokens(await refresh_grant(api, client, first["refresh_token"]))
+
+    assert second["refresh_token"] != first["refresh_token"]
+    assert second["access_token"] != first["access_token"]
+    assert second["scope"] == first["scope"]
+    claims = app.state.tokens.verify_access(
+        first["access_token"], now=datetime.now(UTC)
+    )
+    assert claims["sub"] == str(user.id)
+    third = tokens(await refresh_grant(api, client, second["refresh_token"]))
+    assert third["refresh_token"] not in (
+        first["refresh_token"],
+        second["refresh_token"],
+    )
+
+
+async def test_retry_within_window_returns_the_same_pair(api, session_factory):
+    client, _, first = await login(api, session_factory)
+
+    second = await refresh_grant(api, client, first["refresh_token"])
+    retried = await refresh_grant(api, client, first["refresh_token"])
+
+    assert tokens(retried) == tokens(second)
+    # The answer given twice is one live token, not a reuse alarm.
+    assert tokens(await refresh_grant(api, client, tokens(second)["refresh_token"]))
+
+
+async def test_reuse_after_window_revokes_the_whole_family(api, session_factory, clock):
+    client, _, first = await login(api, session_factory)
+    second = tokens(await refresh_grant(api, client, first["refresh_token"]))
+    clock(timedelta(seconds=11))
+
+    reused = await refresh_grant(api, client, first["refresh_token"])
+    newest = await refresh_grant(api, client, second["refresh_token"])
+
+    assert_oauth_error(reused, 400, "invalid_grant")
+    assert_oauth_error(newest, 400, "invalid_grant")
+
+
+async def test_retry_after_the_child_was_used_is_reuse(api, session_factory):
+    client, _, first = await login(api, session_factory)
+    second = tokens(await refresh_grant(api, client, first["refresh_token"]))
+    third = tokens(await refresh_grant(api, client, second["refresh_token"]))
+
+    replayed = await refresh_grant(api, client, first["refresh_token"])
+
+    assert_oauth_error(replayed, 400, "invalid_grant")
+    assert_oauth_error(
+        await refresh_grant(api, client, third["refresh_token"]), 400, "invalid_grant"
+    )
+
+
+async def test_without_retry_window_any_second_use_is_reuse(
+    settings, api, session_factory
+):
+    async with app_with(settings, refresh_retry_window=timedelta(0)) as strict:
+        client, _, first = await login(strict, session_factory)
+        second = tokens(await refresh_grant(strict, client, first["refresh_token"]))
+
+        again = await refresh_grant(strict, client, first["refresh_token"])
+
+        assert_oauth_error(again, 400, "invalid_grant")
+        assert_oauth_error(
+            await refresh_grant(strict, client, second["refresh_token"]),
+            400,
+            "invalid_grant",
+        )
+
+
+async def test_family_cannot_outlive_its_absolute_lifetime(
+    settings, api, session_factory, app
+):
+    short = {
+        "refresh_token_ttl": timedelta(seconds=100),
+        "refresh_token_max_lifetime": timedelta(seconds=150),
+    }
+    async with app_with(settings, **short) as capped:
+        client, _, first = await login(capped, session_factory)
+        offset = timedelta(0)
+
+        def context(request: Request, session: SessionDep) -> GrantContext:
+            ctx = get_grant_context(request, session)
+            return dataclasses.replace(
+                ctx,
+                now=datetime.now(UTC) + offset,
+                refresh_ttl=short["refresh_token_ttl"],
+                refresh_max_lifetime=short["refresh_token_max_lifetime"],
+            )
+
+        capped_app = capped._transport.app  # type: ignore[attr-defined]
+        capped_app.dependency_overrides[get_grant_context] = context
+        offset = timedelta(seconds=90)
+        second = tokens(await refresh_grant(capped, client, first["refresh_token"]))
+        offset = timedelta(seconds=140)
+        third = tokens(await refresh_grant(capped, client, second["refresh_token"]))
+        offset = timedelta(seconds=151)
+        late = await refresh_grant(capped, client, third["refresh_token"])
+
+    assert_oauth_error(late, 400, "invalid_grant")
+
+
+async def test_disabled_user_cannot_refresh(api, session_factory):
+    client, user, first = await login(api, session_factory)
+    async with session_factory() as session:
+        service = user_service(session)
+        await service.set_active(await service.resolve(str(user.id)), False)
+        await session.commit()
+
+    assert_oauth_error(
+        await refresh_grant(api, client, first["refresh_token"]), 400, "invalid_grant"
+    )
+
+
+async def test_password_change_ends_refresh(api, session_factory):
+    client, user, first = await login(api, session_factory)
+    async with session_factory() as session:
+        service = user_service(session)
+        await service.set_password(
+            await service.resolve(user.username), "a new passphrase"
+        )
+        await session.commit()
+
+    assert_oauth_error(
+        await refresh_grant(api, client, first["refresh_token"]), 400, "invalid_grant"
+    )
+
+
+async def test_deleted_user_cannot_refresh(api, session_factory):
+    client, user, first = await login(api, session_factory)
+    async with session_factory() as session:
+        service = user_service(session)
+        await service.delete(await service.resolve(user.username))
+        await session.commit()
+
+    assert_oauth_error(
+        await refresh_grant(api, client, first["refresh_token"]), 400, "invalid_grant"
+    )
+
+
+async def test_scope_may_narrow_but_not_widen(api, session_factory):
+    client, _, first = await login(
+        api, session_factory, scopes=("openid", "profile", "email")
+    )
+
+    narrowed = tokens(
+        await refresh_grant(api, client, first["refresh_token"], scope="profile")
+    )
+    widened = await refresh_grant(
+        api, client, narrowed["refresh_token"], scope="profile admin"
+    )
+    assert_oauth_error(widened, 400, "invalid_scope")
+    # The refresh token keeps the original grant (RFC 6749 §6).
+    restored = tokens(await refresh_grant(api, client, narrowed["refresh_token"]))
+
+    assert narrowed["scope"] == "profile"
+    assert "id_token" not in narrowed
+    assert restored["scope"] == "openid profile email"
+    assert "id_token" in restored
+
+
+async def test_another_clients_refresh_token_is_refused(api, session_factory):
+    _, _, first = await login(api, session_factory)
+    other = await make_client(session_factory)
+
+    assert_oauth_error(
+        await refresh_grant(api, other, first["refresh_token"]), 400, "invalid_grant"
+    )
+
+
+def _forge(header: dict, claims: dict, key) -> str:
+    return jwt.encode(header, claims, key, algorithms=[header["alg"]])
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unsigned(claims: dict) -> str:
+    head = _b64(json.dumps({"alg": "none", "typ": "rt+jwt"}).encode())
+    return f"{head}.{_b64(json.dumps(claims).encode())}."
+
+
+def _hs256(header: dict, claims: dict, public_pem: bytes) -> str:
+    """The classic confusion attack: HMAC keyed with the RSA public key."""
+    signing_input = (
+        f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    )
+    mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(mac)}"
+
+
+FORGERIES = [
+    "access-token",
+    "other-key-same-kid",
+    "alg-none",
+    "hs256-public-key",
+    "unknown-kid",
+    "garbage",
+    "expired",
+]
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+async def test_forged_refresh_tokens_are_invalid_grant(
+    api, session_factory, app, forgery
+):
+    client, _, first = await login(api, session_factory)
+    real = app.state.keystore.view()
+    kid = real.signing_key.kid
+    claims = jwt.decode(
+        first["refresh_token"], real.verify_keys, algorithms=["RS256"]
+    ).claims
+    rogue = RSAKey.generate_key(2048, parameters={"kid": kid})
+    public_pem = real.signing_key.as_pem(private=False)
+    header = {"alg": "RS256", "typ": "rt+jwt", "kid": kid}
+    presented = {
+        "access-token": lambda: first["access_token"],
+        "other-key-same-kid": lambda: _forge(header, claims, rogue),
+        "alg-none": lambda: _unsigned(claims),
+        "hs256-public-key": lambda: _hs256(
+            {**header, "alg": "HS256"}, claims, public_pem
+        ),
+        "unknown-kid": lambda: _forge(
+            {**header, "kid": "nope"},
+            claims,
+            RSAKey.generate_key(2048, parameters={"kid": "nope"}),
+        ),
+        "garbage": lambda: "not.a.jwt",
+        "expired": lambda: _forge(
+            header, {**claims, "exp": claims["iat"] - 1}, real.signing_key
+        ),
+    }[forgery]()
+
+    response = await refresh_grant(api, client, presented)
+
+    assert_oauth_error(response, 400, "invalid_grant")
+    # None of them disturbed the real family.
+    assert tokens(await refresh_grant(api, client, first["refresh_token"]))
+
+
+async def test_refresh_token_is_required(api, session_factory):
+    client = await make_client(session_factory)
+
+    response = await api.post(
+        "/oauth2/token", data={"grant_type": "refresh_token"}, auth=client.basic_auth
+    )
+
+    assert_oauth_error(response, 400, "invalid_request")
+
+
+async def test_public_client_refreshes_with_client_id(api, session_factory):
+    client, _, first = await login(api, session_factory, public=True)
+
+    assert tokens(await refresh_grant(api, client, first["refresh_token"]))[
+        "access_token"
+    ]

@@ -1,0 +1,49 @@
+"""Settings: defaults, and one clear line naming a bad setting."""
+
+import pytest
+
+from authserver.core.config import ConfigError, load_settings
+
+BAD = {
+    "ttl-not-a-number": ({"access_token_ttl": "soon"}, "AUTH_ACCESS_TOKEN_TTL"),
+    "ttl-negative": ({"access_token_ttl": "-5"}, "AUTH_ACCESS_TOKEN_TTL"),
+    "http-issuer-public-host": ({"issuer": "http://auth.example.com"}, "AUTH_ISSUER"),
+    "issuer-with-query": ({"issuer": "https://auth.example.com/?x=1"}, "AUTH_ISSUER"),
+    "sync-driver": ({"database_url": "sqlite:///x.db"}, "AUTH_DATABASE_URL"),
+    "bcrypt-too-low": ({"bcrypt_rounds": "3"}, "AUTH_BCRYPT_ROUNDS"),
+}
+
+
+@pytest.mark.parametrize(("values", "name"), list(BAD.values()), ids=list(BAD))
+def test_bad_value_names_the_setting(values, name, monkeypatch):
+    for key, value in values.items():
+        monkeypatch.setenv(f"AUTH_{key.upper()}", value)
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None)
+
+    message = str(caught.value)
+    assert message.startswith(f"invalid setting {name}:")
+    assert "\n" not in message
+
+
+def test_defaults(monkeypatch):
+    for key in list(__import__("os").environ):
+        if key.startswith("AUTH_"):
+            monkeypatch.delenv(key)
+
+    settings = load_settings(_env_file=None)
+
+    assert settings.issuer == "http://localhost:8000"
+    assert settings.access_token_ttl.total_seconds() == 900
+    assert settings.refresh_token_ttl.days == 14
+    assert settings.refresh_token_max_lifetime.days == 90
+    assert settings.bcrypt_rounds == 12
+    assert settings.audience == settings.issuer
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+
+
+def test_https_issuer_and_trailing_slash(monkeypatch):
+    monkeypatch.setenv("AUTH_ISSUER", "https://auth.example.com/")
+
+    assert load_settings(_env_file=None).issuer == "https://auth.example.com"
