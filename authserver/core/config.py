@@ -4,13 +4,33 @@ from datetime import timedelta
 from functools import lru_cache
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK_HOSTS = {"localhost"}
+
+
+def _seconds(value: object) -> object:
+    """Durations are written as plain seconds in the environment ("900")."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError("must be a number of seconds") from None
+    return value
+
+
+Seconds = Annotated[timedelta, BeforeValidator(_seconds)]
 
 
 class ConfigError(Exception):
@@ -34,20 +54,20 @@ class Settings(BaseSettings):
     keys_passphrase: SecretStr | None = Field(
         None, description="Encrypts the private key files when set."
     )
-    access_token_ttl: timedelta = Field(
+    access_token_ttl: Seconds = Field(
         timedelta(seconds=900), description="Access-token lifetime (seconds)."
     )
-    id_token_ttl: timedelta = Field(
+    id_token_ttl: Seconds = Field(
         timedelta(seconds=900), description="ID-token lifetime (seconds)."
     )
-    refresh_token_ttl: timedelta = Field(
+    refresh_token_ttl: Seconds = Field(
         timedelta(days=14), description="Refresh-token idle lifetime (seconds)."
     )
-    refresh_token_max_lifetime: timedelta = Field(
+    refresh_token_max_lifetime: Seconds = Field(
         timedelta(days=90),
         description="Absolute lifetime of a refresh-token family (seconds).",
     )
-    refresh_retry_window: timedelta = Field(
+    refresh_retry_window: Seconds = Field(
         timedelta(seconds=10),
         description="How long a rotated refresh token may be retried for the "
         "same answer (seconds, 0 turns it off).",
@@ -58,7 +78,7 @@ class Settings(BaseSettings):
         "defaults to the issuer.",
     )
     bcrypt_rounds: int = Field(12, ge=4, le=31, description="bcrypt cost factor.")
-    jwks_max_age: timedelta = Field(
+    jwks_max_age: Seconds = Field(
         timedelta(seconds=300),
         description="Cache lifetime of the JWKS document; a rotated key waits "
         "this long before it signs.",
@@ -92,6 +112,11 @@ class Settings(BaseSettings):
         if value < timedelta(0):
             raise ValueError("must not be negative")
         return value
+
+    @field_validator("keys_passphrase", "default_audience", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("issuer")
     @classmethod

@@ -1,5 +1,7 @@
 """Settings: defaults, and one clear line naming a bad setting."""
 
+from pathlib import Path
+
 import pytest
 
 from authserver.core.config import ConfigError, load_settings
@@ -47,3 +49,24 @@ def test_https_issuer_and_trailing_slash(monkeypatch):
     monkeypatch.setenv("AUTH_ISSUER", "https://auth.example.com/")
 
     assert load_settings(_env_file=None).issuer == "https://auth.example.com"
+
+
+def test_env_example_is_a_valid_configuration(monkeypatch):
+    """Every line of .env.example parses: the documented defaults really work."""
+    for key in list(__import__("os").environ):
+        if key.startswith("AUTH_"):
+            monkeypatch.delenv(key)
+    example = Path(__file__).parents[2] / ".env.example"
+
+    from_file = load_settings(_env_file=example)
+
+    assert from_file == load_settings(_env_file=None)
+
+
+@pytest.mark.parametrize("name", ["AUTH_ACCESS_TOKEN_TTL", "AUTH_REFRESH_RETRY_WINDOW"])
+def test_durations_are_seconds(name, monkeypatch):
+    monkeypatch.setenv(name, "42")
+
+    settings = load_settings(_env_file=None)
+
+    assert getattr(settings, name.removeprefix("AUTH_").lower()).total_seconds() == 42
