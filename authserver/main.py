@@ -11,8 +11,21 @@ from fastapi import FastAPI
 
 from authserver.api.errors import register_error_handlers
 from authserver.api.middleware import BodySizeLimitMiddleware
-from authserver.api.v1 import token, well_known
+from authserver.api.observability import RequestContextMiddleware
+from authserver.api.v1 import (
+    health,
+    introspect,
+    metrics,
+    revoke,
+    token,
+    userinfo,
+    users,
+    well_known,
+)
 from authserver.core.config import Settings, get_settings
+from authserver.core.logging import configure_logging
+from authserver.core.metrics import forget_this_process
+from authserver.db.breaker import DatabaseBreaker, install_breaker
 from authserver.db.init import prepare_database
 from authserver.db.session import create_engine, create_session_factory
 from authserver.services import maintenance
@@ -37,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if await anyio.to_thread.run_sync(keystore.ensure_signing_key):
             logger.info("signing_key_created")
         keystore.view()  # fail now, not on the first request, if keys are unusable
+        # After start-up checks, which should fail loudly rather than with 503s.
+        install_breaker(engine, app.state.db_breaker)
         app.state.session_factory = create_session_factory(engine)
         purger = asyncio.create_task(
             maintenance.run_periodically(
@@ -50,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
             await engine.dispose()
+            forget_this_process()
 
     app = FastAPI(
         title="authserver",
@@ -62,10 +78,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = TokenService(keystore, settings)
     app.state.hasher = PasswordHasher(settings.bcrypt_rounds)
     app.state.discovery_json = well_known.discovery_document(settings)
+    app.state.db_breaker = DatabaseBreaker(
+        settings.db_breaker_failure_threshold,
+        settings.db_breaker_recovery_timeout.total_seconds(),
+    )
     register_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)  # outermost: sees every response
     app.include_router(token.router)
     app.include_router(well_known.router)
+    app.include_router(revoke.router)
+    app.include_router(introspect.router)
+    app.include_router(userinfo.router)
+    app.include_router(users.router)
+    app.include_router(health.router)
+    if settings.metrics_enabled:
+        app.include_router(metrics.router)
     return app
 
 
@@ -76,7 +104,9 @@ def __getattr__(name: str) -> FastAPI:
         from authserver.core.config import ConfigError
 
         try:
-            application = create_app()
+            settings = get_settings()
+            configure_logging(settings.log_level, settings.log_format)
+            application = create_app(settings)
         except ConfigError as exc:
             raise SystemExit(f"authserver: {exc}") from None
         globals()["app"] = application

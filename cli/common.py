@@ -1,23 +1,48 @@
-"""Helpers every authctl command shares: settings, async bridge, error exits."""
+"""Helpers every authctl command shares: settings, the session, output, error exits.
+
+A command is a thin sync function: it parses options, builds its input with the
+project's schemas (`build`), bridges into one coroutine with `run` and prints
+the result. `run` turns every expected failure into one line on stderr and exit
+code 1; Click itself exits 2 on usage errors.
+"""
 
 import asyncio
 import json
 import sys
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from authserver.core.config import ConfigError, Settings, get_settings
+from authserver.core.exceptions import DomainError
+from authserver.db import migrate
+from authserver.db.init import DatabaseNotReadyError
+from authserver.db.session import create_engine, create_session_factory
+from authserver.services.keystore import KeyStoreError
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 console = Console()
 err_console = Console(stderr=True)
 
 
 def settings() -> Settings:
+    """The AUTH_ settings (and .env), read once per process like the server does."""
     try:
         return get_settings()
     except ConfigError as exc:
@@ -25,14 +50,202 @@ def settings() -> Settings:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run one command's coroutine on its own event loop."""
-    return asyncio.run(coro)
+    """Run one command's coroutine on its own event loop; expected failures exit 1."""
+    try:
+        return asyncio.run(coro)
+    except (DomainError, DatabaseNotReadyError, KeyStoreError, CommandError) as exc:
+        fail(str(exc))
+    except ValidationError as exc:
+        fail(validation_message(exc))
+    except (DBAPIError, OSError) as exc:
+        # asyncpg raises a bare OSError when the server is down (see STACK.md).
+        fail(database_problem(exc))
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    # Text, not markup: messages quote user input, which may contain "[...]".
+    err_console.print(
+        Text.assemble(("error: ", "red"), message), highlight=False, soft_wrap=True
+    )
     raise typer.Exit(code)
 
 
+def build(
+    model: type[M],
+    names: Mapping[str, str] | None = None,
+    hints: Mapping[str, str] | None = None,
+    **data: Any,
+) -> M:
+    """Validate command input with the API's own schema; a bad value exits 1."""
+    try:
+        return model(**data)
+    except ValidationError as exc:
+        fail(validation_message(exc, names, hints))
+
+
+def validation_message(
+    exc: ValidationError,
+    names: Mapping[str, str] | None = None,
+    hints: Mapping[str, str] | None = None,
+) -> str:
+    """The first problem in one line, naming the option the admin typed.
+
+    `hints` replace pydantic's "should match pattern '^...$'" with words.
+    """
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else "value"
+    name = (names or {}).get(field, field)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "string_pattern_mismatch" and field in (hints or {}):
+        message = (hints or {})[field]
+    if message.lower().startswith(field.replace("_", " ")):
+        return message  # already names the field ("password must be at least ...")
+    return f"invalid {name}: {message[:1].lower()}{message[1:]}"
+
+
+def database_problem(exc: BaseException) -> str:
+    url = safe_url(settings().database_url)
+    reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc
+    text = str(reason).strip().splitlines()[0] if str(reason).strip() else ""
+    text = text or type(reason).__name__
+    # SQLite reports a missing file and a missing column alike (OperationalError),
+    # so only socket-level failures are called unreachable.
+    if not isinstance(exc, DBAPIError) or (
+        isinstance(exc, InterfaceError) or exc.connection_invalidated
+    ):
+        return f"cannot reach the database {url}: {text}"
+    return f"database error ({url}): {text}"
+
+
+def safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparsable AUTH_DATABASE_URL)"
+
+
+# --- the database --------------------------------------------------------------
+
+
+@asynccontextmanager
+async def open_session() -> AsyncIterator[AsyncSession]:
+    """One engine and one session for a command that needs the schema at head.
+
+    Closing the session rolls back whatever the command did not commit.
+    """
+    engine = database_engine()
+    try:
+        await require_schema(engine)
+        async with create_session_factory(engine)() as session:
+            yield session
+    finally:
+        await engine.dispose()
+
+
+def database_engine() -> AsyncEngine:
+    """The engine for AUTH_DATABASE_URL, after a cheap check of SQLite's path."""
+    current = settings()
+    if current.is_sqlite:
+        path = make_url(current.database_url).database
+        # SQLite would fail with a vague "unable to open database file" (and
+        # aiosqlite leave a thread behind); name the real problem instead.
+        if path and path != ":memory:" and not Path(path).parent.is_dir():
+            raise DatabaseNotReadyError(
+                f"cannot open the SQLite database {path}: "
+                f"directory {Path(path).parent} does not exist"
+            )
+    return create_engine(current)
+
+
+async def require_schema(engine: AsyncEngine) -> None:
+    """Refuse to touch tables whose shape this code does not know."""
+    current = await migrate.get_current(engine)
+    head = migrate.head_revision()
+    if current == head:
+        return
+    if current is not None and not _known_revision(current):
+        raise DatabaseNotReadyError(
+            f"the database schema is at revision {current}, which this authserver "
+            f"does not know (it expects {head}): is the database newer than the code?"
+        )
+    raise DatabaseNotReadyError(
+        f"the database schema is at revision {current or 'none'}, not {head}: "
+        "run `authctl db upgrade`"
+    )
+
+
+def _known_revision(revision: str) -> bool:
+    scripts = ScriptDirectory.from_config(migrate.alembic_config())
+    try:
+        return scripts.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+# --- output --------------------------------------------------------------------
+
+
 def print_json(data: object) -> None:
+    """JSON and nothing else on stdout, for scripts (`--json`)."""
     sys.stdout.write(json.dumps(data, default=str, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def say(message: str) -> None:
+    """One plain line on stdout (no markup: it may quote user input)."""
+    console.print(Text(message), highlight=False, soft_wrap=True)
+
+
+def note(message: str) -> None:
+    """Advice for the human at the terminal; stderr keeps stdout parseable."""
+    err_console.print(Text(message, style="yellow"), highlight=False, soft_wrap=True)
+
+
+def confirm(question: str, *, yes: bool) -> None:
+    """Ask before a destructive step unless --yes; "no" (or no terminal) exits 1."""
+    if not yes:
+        typer.confirm(question, abort=True, err=True)
+
+
+def when(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def iso(moment: datetime) -> str:
+    """A timestamp for JSON output, in the same form as the API's (Z for UTC)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def table(*columns: str) -> Table:
+    return Table(*columns, highlight=False)
+
+
+def add_row(grid: Table, *cells: object) -> None:
+    grid.add_row(*(Text("-" if cell is None else str(cell)) for cell in cells))
+
+
+def print_table(grid: Table) -> None:
+    if console.is_terminal:
+        console.print(grid)
+        return
+    # Piped or redirected: Rich would squeeze the table into 80 columns and cut
+    # ids short with an ellipsis; print whole values for grep and friends.
+    natural = Measurement.get(console, console.options.update_width(10_000), grid)
+    Console(width=max(natural.maximum, console.width)).print(grid)
+
+
+def print_details(pairs: Mapping[str, object]) -> None:
+    """Field/value lines for `show` commands."""
+    pad = max(map(len, pairs), default=0) + 2
+    for field, value in pairs.items():
+        say(f"{field:<{pad}}{'-' if value is None else value}")
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -1,31 +1,141 @@
-"""authctl db: schema migrations (Alembic) from the project's migrations."""
+"""authctl db: schema migrations (Alembic), run from code with the project's scripts.
 
-from typing import Annotated
+The migrations ship inside the package, so these commands work from any
+directory; the database URL is AUTH_DATABASE_URL, as for the server.
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 import typer
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authserver.db import migrate
-from authserver.db.session import create_engine
-from cli.common import console, run, settings
+from cli.common import (
+    add_row,
+    confirm,
+    database_engine,
+    print_json,
+    print_table,
+    run,
+    say,
+    table,
+)
 
-app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+app = typer.Typer(
+    help="Database schema migrations.\n\nExample: authctl db upgrade",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON only (scripts).")]
 
 
 @app.command("upgrade")
 def upgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    revision: Annotated[
+        str, typer.Argument(help="Target revision (default: the latest).")
+    ] = "head",
 ) -> None:
-    """Apply migrations up to REVISION (default: head).
+    """Apply pending migrations up to REVISION (default: head, the latest).
+
+    Safe to run while servers are up and from several hosts at once: PostgreSQL
+    runs one migration at a time under an advisory lock.
 
     Example: authctl db upgrade
     """
+    current = run(_migrate(lambda engine: migrate.upgrade(engine, revision)))
+    say(f"database at revision {_describe(current)}")
 
-    async def _upgrade() -> None:
-        engine = create_engine(settings())
-        try:
-            await migrate.upgrade(engine, revision)
-        finally:
-            await engine.dispose()
 
-    run(_upgrade())
-    console.print(f"database upgraded to {revision}")
+@app.command("downgrade")
+def downgrade(
+    revision: Annotated[
+        str, typer.Argument(help="Target revision, e.g. 0001, -1 or base.")
+    ],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Revert migrations down to REVISION; data in dropped tables is lost (asks first).
+
+    Example: authctl db downgrade -1 --yes
+    """
+    confirm(
+        f"Downgrade the database to {revision}? Tables and columns added since "
+        "then are dropped with their data.",
+        yes=yes,
+    )
+    current = run(_migrate(lambda engine: migrate.downgrade(engine, revision)))
+    say(f"database at revision {_describe(current)}")
+
+
+@app.command("current")
+def current(
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 unless at the latest revision.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the database's schema revision and whether it is the latest.
+
+    Example: authctl db current --check
+    """
+    revision = run(_migrate(None))
+    head = migrate.head_revision()
+    if as_json:
+        print_json({"current": revision, "head": head, "at_head": revision == head})
+    elif revision == head:
+        say(f"{revision} (head)")
+    else:
+        say(f"{revision or 'none'} (latest is {head}: run `authctl db upgrade`)")
+    if check and revision != head:
+        raise typer.Exit(1)
+
+
+@app.command("history")
+def history(as_json: JsonOpt = False) -> None:
+    """List the migrations this version knows, newest first (no database needed).
+
+    Example: authctl db history
+    """
+    scripts = ScriptDirectory.from_config(migrate.alembic_config())
+    revisions: list[dict[str, Any]] = [
+        {
+            "revision": script.revision,
+            "down_revision": script.down_revision,
+            "description": (script.doc or "").strip(),
+            "head": script.is_head,
+        }
+        for script in scripts.walk_revisions()
+    ]
+    if as_json:
+        print_json(revisions)
+        return
+    grid = table("Revision", "Parent", "Description", "Head")
+    for item in revisions:
+        add_row(
+            grid,
+            item["revision"],
+            item["down_revision"] or "(base)",
+            item["description"],
+            "yes" if item["head"] else "",
+        )
+    print_table(grid)
+
+
+async def _migrate(
+    action: Callable[[AsyncEngine], Awaitable[None]] | None,
+) -> str | None:
+    """Run one migration step (or none) and return the revision it left."""
+    engine = database_engine()
+    try:
+        if action is not None:
+            await action(engine)
+        return await migrate.get_current(engine)
+    finally:
+        await engine.dispose()
+
+
+def _describe(revision: str | None) -> str:
+    if revision is None:
+        return "none (empty schema)"
+    return f"{revision} (head)" if revision == migrate.head_revision() else revision

@@ -2,28 +2,48 @@
 
 import base64
 import binascii
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Protocol, TypeVar
 from urllib.parse import unquote_plus
 
-from fastapi import Depends, Request
-from pydantic import ValidationError
+from fastapi import Depends, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authserver.core.config import Settings
-from authserver.core.exceptions import InvalidClientError, InvalidRequestError
+from authserver.core.context import Origin, current_origin
+from authserver.core.exceptions import (
+    InsufficientScopeError,
+    InvalidClientError,
+    InvalidRequestError,
+    InvalidTokenError,
+    UnauthorizedError,
+)
 from authserver.crud.client import ClientRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
-from authserver.crud.user import UserRepository
-from authserver.schemas.token import TokenForm
+from authserver.crud.user import LockPolicy, UserRepository
+from authserver.schemas.introspection import IntrospectionForm
+from authserver.schemas.revocation import RevocationForm
+from authserver.schemas.token import MAX_TOKEN, TokenForm
 from authserver.services.clients import ClientCredentials
-from authserver.services.grants.common import GrantContext
+from authserver.services.grants.common import ADMIN_SCOPE, GrantContext
 from authserver.services.keystore import KeyStore
 from authserver.services.passwords import PasswordHasher
+from authserver.services.token_state import (
+    INVALID,
+    AccessGrant,
+    TokenContext,
+    validate_access,
+)
 from authserver.services.tokens import TokenService
+from authserver.services.users import UserService
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -50,11 +70,13 @@ def get_keystore(request: Request) -> KeyStore:
 KeyStoreDep = Annotated[KeyStore, Depends(get_keystore)]
 
 
-def get_grant_context(request: Request, session: SessionDep) -> GrantContext:
+async def get_grant_context(request: Request, session: SessionDep) -> GrantContext:
+    # async: a sync dependency would cost every token request a thread hop.
     state = request.app.state
     settings: Settings = state.settings
     tokens: TokenService = state.tokens
     hasher: PasswordHasher = state.hasher
+    current_origin.set(Origin(ip=request.client.host if request.client else None))
     return GrantContext(
         session=session,
         users=UserRepository(session),
@@ -65,6 +87,9 @@ def get_grant_context(request: Request, session: SessionDep) -> GrantContext:
         refresh_ttl=settings.refresh_token_ttl,
         refresh_max_lifetime=settings.refresh_token_max_lifetime,
         retry_window=settings.refresh_retry_window,
+        lock_policy=LockPolicy(
+            settings.lockout_threshold, settings.lockout_base, settings.lockout_max
+        ),
         now=datetime.now(UTC),
     )
 
@@ -91,10 +116,13 @@ async def read_oauth_form(request: Request) -> dict[str, str]:
     return {name: value for name, value in params.items() if value != ""}
 
 
-async def get_token_form(request: Request) -> TokenForm:
-    params = await read_oauth_form(request)
+FormT = TypeVar("FormT", bound=BaseModel)
+
+
+def validate_oauth_form(model: type[FormT], params: dict[str, str]) -> FormT:
+    """The parameters as `model`; the first problem as invalid_request."""
     try:
-        return TokenForm.model_validate(params)
+        return model.model_validate(params)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else "request"
@@ -105,10 +133,56 @@ async def get_token_form(request: Request) -> TokenForm:
         ) from None
 
 
+async def get_token_form(request: Request) -> TokenForm:
+    return validate_oauth_form(TokenForm, await read_oauth_form(request))
+
+
 TokenFormDep = Annotated[TokenForm, Depends(get_token_form)]
 
 
-def client_credentials(request: Request, form: TokenForm) -> ClientCredentials | None:
+async def get_revocation_form(request: Request) -> RevocationForm:
+    return validate_oauth_form(RevocationForm, await read_oauth_form(request))
+
+
+RevocationFormDep = Annotated[RevocationForm, Depends(get_revocation_form)]
+
+
+async def get_introspection_form(request: Request) -> IntrospectionForm:
+    return validate_oauth_form(IntrospectionForm, await read_oauth_form(request))
+
+
+IntrospectionFormDep = Annotated[IntrospectionForm, Depends(get_introspection_form)]
+
+
+def get_token_context(request: Request, session: SessionDep) -> TokenContext:
+    tokens: TokenService = request.app.state.tokens
+    return TokenContext.create(session, tokens, datetime.now(UTC))
+
+
+TokenContextDep = Annotated[TokenContext, Depends(get_token_context)]
+
+
+def get_user_service(request: Request, session: SessionDep) -> UserService:
+    hasher: PasswordHasher = request.app.state.hasher
+    return UserService(UserRepository(session), RefreshTokenRepository(session), hasher)
+
+
+UserServiceDep = Annotated[UserService, Depends(get_user_service)]
+
+
+class ClientAuthForm(Protocol):
+    """A form that may carry client_secret_post credentials."""
+
+    @property
+    def client_id(self) -> str | None: ...
+
+    @property
+    def client_secret(self) -> str | None: ...
+
+
+def client_credentials(
+    request: Request, form: ClientAuthForm
+) -> ClientCredentials | None:
     """The client credentials of a request, by exactly one method (RFC 6749 §2.3)."""
     header = request.headers.get("authorization")
     if header is None:
@@ -134,3 +208,82 @@ def client_credentials(request: Request, form: TokenForm) -> ClientCredentials |
     if form.client_id is not None and form.client_id != client_id:
         raise InvalidRequestError("client_id in the body differs from the credentials")
     return ClientCredentials(client_id, secret, used_basic=True)
+
+
+# Only for the OpenAPI schema (a "bearer" security scheme on every protected
+# route); BearerAuth reads the header itself to answer as RFC 6750 §3 says.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    bearerFormat="JWT",
+    description="An access token from this server's token endpoint.",
+)
+BearerSchemeDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+def bearer_token(request: Request) -> str:
+    """The access token of the Authorization header (RFC 6750 §2.1; no other way)."""
+    values = request.headers.getlist("authorization")
+    if not values:
+        raise UnauthorizedError("a bearer access token is required")
+    scheme, _, token = values[0].partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise UnauthorizedError("a bearer access token is required")
+    if len(values) > 1 or len(token) > MAX_TOKEN or not B64TOKEN.fullmatch(token):
+        raise InvalidTokenError(INVALID, detail="malformed bearer credentials")
+    return token
+
+
+class BearerAuth:
+    """Dependency: the grant of a live access token that allows the route.
+
+    401 invalid_token for a token that is malformed, forged, expired, revoked,
+    meant for another audience, or whose user is disabled, deleted or changed
+    their password since; 403 insufficient_scope when a scope is missing, when
+    the route needs a user and the token is a client's own (client_credentials),
+    or when it needs an admin and the user is not one (any more).
+    """
+
+    def __init__(
+        self,
+        scope: str | None = None,
+        *,
+        user: bool = False,
+        admin: bool = False,
+        any_audience: bool = False,
+    ) -> None:
+        self.scope = ADMIN_SCOPE if admin else scope
+        self.user = user or admin
+        self.admin = admin
+        self.any_audience = any_audience
+
+    async def __call__(
+        self,
+        request: Request,
+        ctx: TokenContextDep,
+        settings: SettingsDep,
+        _scheme: BearerSchemeDep,
+    ) -> AccessGrant:
+        audience = None if self.any_audience else settings.audience
+        grant = await validate_access(ctx, bearer_token(request), audience=audience)
+        if self.scope is not None and self.scope not in grant.scopes:
+            raise InsufficientScopeError(
+                f"this needs the scope {self.scope}", scope=self.scope
+            )
+        if self.admin and (grant.user is None or not grant.user.is_admin):
+            raise InsufficientScopeError(
+                "this needs an admin user's token", scope=ADMIN_SCOPE
+            )
+        if self.user and grant.user is None:
+            raise InsufficientScopeError(
+                "this needs a token issued to a user",
+                detail=f"client token of {grant.client.client_id}",
+            )
+        return grant
+
+
+def no_store(response: Response) -> None:
+    """Responses with tokens or personal data must not be cached (RFC 6749 §5.1)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"

@@ -5,22 +5,36 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from authserver.core.exceptions import (
+    AlreadyExistsError,
+    BearerError,
+    DatabaseUnavailableError,
+    DomainError,
+    InsufficientScopeError,
     InvalidClientError,
     InvalidRequestError,
+    InvalidValueError,
+    NotFoundError,
     OAuthError,
+    TemporarilyUnavailableError,
+    UnauthorizedError,
 )
+from authserver.core.logging import annotate_request, current_request_id
+from authserver.db.breaker import is_connection_failure
 
 logger = logging.getLogger(__name__)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 OAUTH_PATHS = ("/oauth2/",)
+REALM = "authserver"
 
 
 async def oauth_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OAuthError)
+    annotate_request(error=exc.error)  # for the access-log line and the metrics
     logger.warning(
         "oauth_error",
         extra={"error": exc.error, "detail": exc.detail, "path": request.url.path},
@@ -30,8 +44,45 @@ async def oauth_error_handler(request: Request, exc: Exception) -> Response:
         body["error_description"] = exc.description
     headers = dict(NO_STORE)
     if isinstance(exc, InvalidClientError) and exc.used_basic:
-        headers["WWW-Authenticate"] = 'Basic realm="authserver"'
+        headers["WWW-Authenticate"] = f'Basic realm="{REALM}"'
+    if isinstance(exc, BearerError):
+        headers["WWW-Authenticate"] = bearer_challenge(exc)
+    if isinstance(exc, TemporarilyUnavailableError):
+        headers["Retry-After"] = str(exc.retry_after)
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def bearer_challenge(exc: BearerError) -> str:
+    """The RFC 6750 §3 challenge: no error code when no token was presented."""
+    params = {"realm": REALM}
+    if not isinstance(exc, UnauthorizedError):
+        params["error"] = exc.error
+        if exc.description:
+            params["error_description"] = exc.description
+    if isinstance(exc, InsufficientScopeError) and exc.scope:
+        params["scope"] = exc.scope
+    # Values are our own ASCII words; dropping quotes keeps the header well formed.
+    rendered = ", ".join(
+        f'{name}="{value.replace(chr(34), "").replace(chr(92), "")}"'
+        for name, value in params.items()
+    )
+    return f"Bearer {rendered}"
+
+
+async def domain_error_handler(request: Request, exc: Exception) -> Response:
+    """Users API failures: 404, 409 and 422 in the one documented error shape."""
+    assert isinstance(exc, DomainError)
+    status, code = 400, "invalid_request"
+    for cls, mapped in _DOMAIN_STATUS.items():
+        if isinstance(exc, cls):
+            status, code = mapped
+            break
+    body: dict[str, object] = {"error": code, "error_description": str(exc)}
+    if isinstance(exc, InvalidValueError):
+        loc = ["body", exc.field] if exc.field else ["body"]
+        body["errors"] = [{"loc": loc, "msg": str(exc), "type": "value_error"}]
+    logger.info("domain_error", extra={"error": code, "path": request.url.path})
+    return JSONResponse(body, status_code=status, headers=NO_STORE)
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
@@ -50,6 +101,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
             "errors": errors,
         },
         status_code=422,
+        headers=NO_STORE,
     )
 
 
@@ -61,22 +113,44 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
+async def database_error_handler(request: Request, exc: Exception) -> Response:
+    """A connection failure the breaker did not convert (a pool timeout) is a 503."""
+    if not is_connection_failure(exc):
+        return await unhandled_error_handler(request, exc)
+    unavailable = DatabaseUnavailableError(detail=f"database: {type(exc).__name__}")
+    return await oauth_error_handler(request, unavailable)
+
+
 async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled_error", extra={"path": request.url.path})
-    return JSONResponse({"error": "server_error"}, status_code=500, headers=NO_STORE)
+    headers = dict(NO_STORE)
+    if request_id := current_request_id():
+        # Starlette sends this answer past the middleware that adds the header.
+        headers["X-Request-ID"] = request_id
+    return JSONResponse({"error": "server_error"}, status_code=500, headers=headers)
 
 
 def _invalid_request(exc: RequestValidationError) -> OAuthError:
     first = exc.errors()[0] if exc.errors() else {}
     field = str(first.get("loc", ["", "request"])[-1])
-    return InvalidRequestError(f"invalid parameter {field}", detail=str(first))
+    # Only the location and the kind of problem: the input may be a secret.
+    return InvalidRequestError(
+        f"invalid parameter {field}", detail=f"{first.get('type')} at {field}"
+    )
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+_DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
+    NotFoundError: (404, "not_found"),
+    AlreadyExistsError: (409, "conflict"),
+    InvalidValueError: (422, "validation_error"),
+}
 
 
 def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OAuthError, oauth_error_handler)
+    app.add_exception_handler(DomainError, domain_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(SQLAlchemyError, database_error_handler)
     app.add_exception_handler(Exception, unhandled_error_handler)

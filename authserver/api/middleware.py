@@ -5,6 +5,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.core.exceptions import RequestTooLargeError
+from authserver.core.logging import annotate_request
 
 TOO_LARGE = json.dumps(
     {"error": "invalid_request", "error_description": "request body too large"}
@@ -28,6 +29,7 @@ class BodySizeLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
+            annotate_request(error="invalid_request")
             await _reject(send)
             return
         received = 0

@@ -4,7 +4,7 @@ from datetime import timedelta
 from functools import lru_cache
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -93,6 +93,60 @@ class Settings(BaseSettings):
         64 * 1024, ge=1024, description="Largest accepted request body."
     )
     db_pool_size: int = Field(10, ge=1, description="Connections per worker.")
+    allow_self_registration: bool = Field(
+        False,
+        description="Let anyone create a (non-admin) account with "
+        "POST /api/v1/users and no token.",
+    )
+    log_level: str = Field(
+        "INFO", description="Root log level: DEBUG, INFO, WARNING or ERROR."
+    )
+    log_format: Literal["json", "console"] = Field(
+        "json", description="json: one object per line; console: text for humans."
+    )
+    db_breaker_failure_threshold: int = Field(
+        5,
+        ge=1,
+        description="Database connection failures in a row that open the "
+        "circuit breaker (requests then get 503 at once).",
+    )
+    db_breaker_recovery_timeout: Seconds = Field(
+        timedelta(seconds=30),
+        description="Seconds the breaker stays open before requests may try the "
+        "database again.",
+    )
+    health_check_timeout: Seconds = Field(
+        timedelta(seconds=2),
+        description="Longest /health/ready waits for the database (seconds).",
+    )
+    metrics_enabled: bool = Field(
+        True, description="Serve Prometheus metrics at /metrics."
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @field_validator("db_breaker_recovery_timeout", "health_check_timeout")
+    @classmethod
+    def _some_seconds(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive number of seconds")
+        return value
+
+    lockout_threshold: int = Field(
+        5, ge=0, description="Failed passwords before an account locks (0: never)."
+    )
+    lockout_base: Seconds = Field(
+        timedelta(seconds=30), description="First lock's length; doubles per failure."
+    )
+    lockout_max: Seconds = Field(
+        timedelta(seconds=900), description="Longest lock (seconds)."
+    )
 
     @field_validator(
         "access_token_ttl",

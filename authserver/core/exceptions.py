@@ -66,6 +66,58 @@ class TemporarilyUnavailableError(OAuthError):
     error = "temporarily_unavailable"
     status_code = 503
 
+    def __init__(
+        self,
+        description: str | None = "the service is temporarily unavailable",
+        *,
+        detail: str | None = None,
+        retry_after: int = 1,
+    ) -> None:
+        super().__init__(description, detail=detail)
+        self.retry_after = retry_after  # seconds, sent as Retry-After
+
+
+class DatabaseUnavailableError(TemporarilyUnavailableError):
+    """The database cannot be reached, or its circuit breaker is open."""
+
+
+class UnsupportedTokenTypeError(OAuthError):
+    """RFC 7009 §2.2.1: a token_type_hint this server does not know."""
+
+    error = "unsupported_token_type"
+    status_code = 400
+
+
+class BearerError(OAuthError):
+    """A protected resource refused the request (RFC 6750 §3): a Bearer challenge."""
+
+
+class UnauthorizedError(BearerError):
+    """No bearer token at all: the challenge carries no error code (RFC 6750 §3.1)."""
+
+    error = "unauthorized"
+    status_code = 401
+
+
+class InvalidTokenError(BearerError):
+    error = "invalid_token"
+    status_code = 401
+
+
+class InsufficientScopeError(BearerError):
+    error = "insufficient_scope"
+    status_code = 403
+
+    def __init__(
+        self,
+        description: str | None = "the access token does not grant this",
+        *,
+        scope: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(description, detail=detail)
+        self.scope = scope  # the scope the request needs, when one would do
+
 
 class DomainError(Exception):
     """A non-protocol failure with a message safe to show an admin or client."""
@@ -80,7 +132,9 @@ class NotFoundError(DomainError):
 
 
 class InvalidValueError(DomainError):
-    pass
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field  # the input field at fault, when there is one
 
 
 class TokenError(Exception):

@@ -1,14 +1,182 @@
-"""Logging set-up for the server and the CLI."""
+"""Logging for the server and the CLI: JSON lines (or console text) with request ids.
+
+One handler on the root logger writes every record, ours and the libraries',
+as one JSON object per line: timestamp, level, logger, message, request_id and
+the event's `extra` fields. The request id lives in a ContextVar set once per
+request (or per CLI invocation); a filter copies it onto every record.
+"""
 
 import logging
 import sys
+import uuid
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from typing import Any, Literal, TextIO
+
+from pythonjsonlogger.json import JsonFormatter as _LibraryJsonFormatter
+
+from authserver.core.redaction import redact, redact_mapping, scrub_text
+
+LogFormat = Literal["json", "console"]
+
+# Attributes every LogRecord has; anything else on a record came from `extra`.
+_RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_LEADING_FIELDS = ("timestamp", "level", "logger", "message", "request_id")
+# uvicorn repeats its message with terminal colour codes: noise in a log store.
+_DROPPED_FIELDS = frozenset({"color_message"})
+
+# uvicorn's loggers: ours take them over so their lines are JSON too.
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 
-def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
-    )
+@dataclass
+class RequestContext:
+    """What the access-log line needs to know about the request in flight.
+
+    Mutable on purpose: code running in a copied context (a thread, a task)
+    still updates the one object the middleware reads at the end.
+    """
+
+    request_id: str
+    client_id: str | None = None
+    error: str | None = None
+
+
+_current: ContextVar[RequestContext | None] = ContextVar(
+    "authserver_request", default=None
+)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def bind_request(request_id: str | None) -> Token[RequestContext | None]:
+    """Start a request (or CLI invocation) context, or none; returns the reset token."""
+    return _current.set(RequestContext(request_id) if request_id else None)
+
+
+def reset_request(token: Token[RequestContext | None]) -> None:
+    _current.reset(token)
+
+
+def current_request() -> RequestContext | None:
+    return _current.get()
+
+
+def current_request_id() -> str | None:
+    """The id of the request (or CLI invocation) being served, if any."""
+    context = _current.get()
+    return context.request_id if context else None
+
+
+def annotate_request(*, client_id: str | None = None, error: str | None = None) -> None:
+    """Note the authenticated client or the error code for the access-log line."""
+    context = _current.get()
+    if context is None:
+        return
+    if client_id is not None:
+        context.client_id = client_id
+    if error is not None:
+        context.error = error
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamp the current request id on every record, whoever logged it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = current_request_id()
+        return True
+
+
+class RedactionFilter(logging.Filter):
+    """Mask secrets in the message and `extra` fields before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = None  # a bad format call: the handler reports it, not us
+        if message is not None:
+            scrubbed = scrub_text(message)
+            if scrubbed != message:
+                record.msg, record.args = scrubbed, None
+        for key in set(vars(record)) - _RECORD_ATTRS:
+            clean = redact_mapping({key: getattr(record, key)})[key]
+            setattr(record, key, clean)
+        return True
+
+
+class JsonFormatter(_LibraryJsonFormatter):
+    """python-json-logger with our field names, field order and a final scrub."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            ["levelname", "name", "message", "request_id"],
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp=True,
+        )
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        # Leading fields first so a human scanning raw lines finds them; then
+        # the whole object is scrubbed once more (exception text included).
+        ordered = {k: log_data[k] for k in _LEADING_FIELDS if k in log_data}
+        ordered.update(
+            (k, v)
+            for k, v in log_data.items()
+            if k not in ordered and k not in _DROPPED_FIELDS
+        )
+        return redact_mapping(ordered)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """One readable line per record for development: extras as key=value."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not hasattr(record, "request_id"):
+            record.request_id = None
+        line = super().format(record)
+        extras = {
+            k: v
+            for k, v in vars(record).items()
+            if k not in _RECORD_ATTRS and k not in _DROPPED_FIELDS
+        }
+        extras.pop("request_id", None)
+        if extras:
+            line += " " + " ".join(f"{k}={v!r}" for k, v in redact(extras).items())
+        return scrub_text(line)
+
+
+def build_handler(stream: TextIO, fmt: LogFormat = "json") -> logging.Handler:
+    """A stream handler with the request-id and redaction filters and a formatter."""
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIdFilter())
+    handler.addFilter(RedactionFilter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    return handler
+
+
+def configure_logging(
+    level: str = "INFO", fmt: LogFormat = "json", stream: TextIO | None = None
+) -> None:
+    """Route every logger through one handler on the root logger (stdout)."""
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.handlers[:] = [build_handler(stream or sys.stdout, fmt)]
+    root.setLevel(level.upper())
+    for name in _UVICORN_LOGGERS:
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+    # Our middleware writes the access line (without the query string, which
+    # may carry a token); uvicorn's own would duplicate it.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # At DEBUG SQLAlchemy logs statements and result rows (password hashes):
+    # keep it to warnings whatever the root level.
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    logging.captureWarnings(True)

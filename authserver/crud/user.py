@@ -2,7 +2,8 @@
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +12,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authserver.core.exceptions import AlreadyExistsError
 from authserver.models import User
 from authserver.schemas.user import UserCreate, username_key
+
+
+@dataclass(frozen=True)
+class LockPolicy:
+    """After `threshold` failures, lock for base * 2^(extra failures), capped."""
+
+    threshold: int
+    base: timedelta
+    cap: timedelta
+
+    def until(self, failures: int, now: datetime) -> datetime | None:
+        if self.threshold <= 0 or failures < self.threshold:
+            return None
+        exponent = min(failures - self.threshold, 20)  # 2^20 * base caps anyway
+        lock: timedelta = min(self.base * (2**exponent), self.cap)
+        return now + lock
 
 
 class UserRepository:
@@ -91,6 +108,33 @@ class UserRepository:
         )
         result = await self.session.execute(stmt)
         return getattr(result, "rowcount", 0) == 1
+
+    async def register_failed_login(
+        self, user: User, *, now: datetime, lock_for: LockPolicy
+    ) -> datetime | None:
+        """Count a failed password; lock the account once over the threshold.
+
+        The count is incremented in SQL, so concurrent failures at several
+        workers all count. Returns the lock's end when this failure locks.
+        """
+        stmt = (
+            update(User)
+            .where(User.id == user.id)
+            .values(failed_logins=User.failed_logins + 1)
+            .returning(User.failed_logins)
+        )
+        failures = int((await self.session.execute(stmt)).scalar_one())
+        locked_until = lock_for.until(failures, now)
+        if locked_until is not None:
+            await self.session.execute(
+                update(User).where(User.id == user.id).values(locked_until=locked_until)
+            )
+        return locked_until
+
+    async def clear_failed_logins(self, user: User) -> None:
+        user.failed_logins = 0
+        user.locked_until = None
+        await self.session.flush()
 
     async def delete(self, user: User) -> None:
         await self.session.delete(user)

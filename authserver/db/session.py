@@ -1,10 +1,11 @@
 """Engine and session factories shared by the API, the CLI and the tests."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,7 +21,7 @@ SessionFactory = async_sessionmaker[AsyncSession]
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         engine = create_async_engine(
-            settings.database_url, connect_args={"timeout": 30}
+            settings.database_url, connect_args={"timeout": 30}, hide_parameters=True
         )
         _configure_sqlite(engine)
         return engine
@@ -30,6 +31,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.db_pool_size,
         pool_pre_ping=False,
         pool_timeout=10,
+        # Bound values (hashes, token ids) stay out of exception text and logs.
+        hide_parameters=True,
         # A statement that hangs (a dead server, a lock) must not hang requests.
         connect_args={"timeout": 5, "command_timeout": 15},
     )
@@ -59,6 +62,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def ping(factory: SessionFactory, timeout: float) -> None:
+    """Run `SELECT 1` within `timeout` seconds; raises TimeoutError or the DB error."""
+    async with asyncio.timeout(timeout):
+        async with factory() as session:
+            await session.execute(text("SELECT 1"))
 
 
 @asynccontextmanager

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, String, Uuid
+from sqlalchemy import Boolean, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from authserver.models.base import Base, UTCDateTime, utcnow
@@ -27,3 +27,6 @@ class User(Base):
     )
     # Tokens issued before this instant are dead (refresh now, access in deps).
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Brute-force defence at the password grant (shared by every worker).
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

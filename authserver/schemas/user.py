@@ -40,6 +40,8 @@ class UserRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     password_changed_at: datetime
+    failed_logins: int = 0
+    locked_until: datetime | None = None
 
 
 def username_key(username: str) -> str:

@@ -1,5 +1,7 @@
 """Client registration and authentication (RFC 6749 §2.3)."""
 
+import re
+import unicodedata
 from dataclasses import dataclass
 
 from authserver.core.exceptions import (
@@ -7,6 +9,7 @@ from authserver.core.exceptions import (
     InvalidValueError,
     NotFoundError,
 )
+from authserver.core.logging import annotate_request
 from authserver.core.security import (
     DUMMY_CLIENT_SECRET_HASH,
     generate_client_secret,
@@ -15,7 +18,12 @@ from authserver.core.security import (
 )
 from authserver.crud.client import ClientRepository
 from authserver.models import Client
-from authserver.schemas.client import ClientCreate
+from authserver.schemas.client import CLIENT_ID_PATTERN, ClientCreate
+from authserver.services import audit
+
+# Grants that authenticate nobody but the client itself: a public client has no
+# credentials, so it must never be allowed one (RFC 6749 §4.4).
+CONFIDENTIAL_ONLY_GRANTS = frozenset({"client_credentials"})
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,15 @@ class ClientCredentials:
 
 
 async def authenticate_client(
+    credentials: ClientCredentials | None, clients: ClientRepository
+) -> Client:
+    """The authenticated client, or InvalidClientError (same words for every cause)."""
+    client = await _authenticate(credentials, clients)
+    annotate_request(client_id=client.client_id)  # for the access-log line
+    return client
+
+
+async def _authenticate(
     credentials: ClientCredentials | None, clients: ClientRepository
 ) -> Client:
     """The authenticated client, or InvalidClientError (same words for every cause)."""
@@ -58,9 +75,12 @@ async def create_client(
     data: ClientCreate, clients: ClientRepository, *, public: bool
 ) -> tuple[Client, str | None]:
     """Register a client; return it and its secret (None for a public client)."""
+    if public and CONFIDENTIAL_ONLY_GRANTS & set(data.grant_types):
+        raise InvalidValueError("a public client cannot use client_credentials")
     secret = None if public else generate_client_secret()
     secret_hash = hash_client_secret(secret) if secret else None
     client = await clients.add(data, secret_hash=secret_hash)
+    await audit.record(clients.session, "client_created", client_id=client.client_id)
     return client, secret
 
 
@@ -73,4 +93,26 @@ async def rotate_client_secret(client_id: str, clients: ClientRepository) -> str
         raise InvalidValueError(f"client {client_id!r} is public and has no secret")
     secret = generate_client_secret()
     await clients.set_secret_hash(client, hash_client_secret(secret))
+    await audit.record(
+        clients.session, "client_secret_rotated", client_id=client.client_id
+    )
     return secret
+
+
+async def resolve_client(client_id: str, clients: ClientRepository) -> Client:
+    """The client with this client_id; NotFoundError if there is none."""
+    client = await clients.get_by_client_id(client_id)
+    if client is None:
+        raise NotFoundError(f"no client {client_id!r}")
+    return client
+
+
+def client_id_from_name(name: str) -> str:
+    """A readable client_id from a display name: "My App!" -> "my-app"."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:100].rstrip("-")
+    if not CLIENT_ID_PATTERN.fullmatch(slug):
+        raise InvalidValueError(
+            f"cannot derive a client_id from {name!r}; give one explicitly"
+        )
+    return slug

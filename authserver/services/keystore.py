@@ -24,7 +24,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -67,6 +67,8 @@ class KeyRecord:
     def state(self, now: datetime) -> KeyState:
         if self.retain_until is not None and now >= self.retain_until:
             return "expired"
+        if self.signing_until is not None and self.signing_until <= self.signing_from:
+            return "retired"  # superseded by a newer rotation before it ever signed
         if now < self.signing_from:
             return "pending"
         if self.signing_until is None or now < self.signing_until:
@@ -182,10 +184,9 @@ class KeyStore:
 
     def _build_view(self, now: datetime) -> KeyView:
         usable = [r for r in self._records if r.state(now) != "expired"]
-        signers = [r for r in usable if r.state(now) == "active"]
-        if not signers:
+        signer = signing_record(usable, now)
+        if signer is None:
             raise KeyStoreError("no active signing key in the key store")
-        signer = max(signers, key=lambda r: r.signing_from)
         published = [r for r in usable if r.is_published(now)]
         public = [
             {**self._private[r.kid].as_dict(private=False), "use": "sig", "alg": r.alg}
@@ -234,8 +235,14 @@ class KeyStore:
             records = _read_manifest(self.directory / MANIFEST)
             starts = now if immediate else now + self.timing.jwks_max_age
             new = self._new_key(now, signing_from=starts)
+            # Every key that would still sign at `starts` stops then, including
+            # one a previous, not yet effective rotation scheduled.
             retired = [
-                self._retire(r, starts) if r.signing_until is None else r
+                (
+                    self._retire(r, starts)
+                    if r.signing_until is None or r.signing_until > starts
+                    else r
+                )
                 for r in records
             ]
             _write_manifest(self.directory, [*retired, new])
@@ -286,6 +293,12 @@ class KeyStore:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
         self._next_check = 0.0  # our own change: pick it up on the next read
+
+
+def signing_record(records: Sequence[KeyRecord], now: datetime) -> KeyRecord | None:
+    """The key that signs at `now`: the newest active one, or None."""
+    signers = [r for r in records if r.state(now) == "active"]
+    return max(signers, key=lambda r: r.signing_from, default=None)
 
 
 def _next_transition(records: list[KeyRecord], now: datetime) -> datetime | None:

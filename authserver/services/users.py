@@ -4,7 +4,6 @@ Disabling, deleting or re-passwording a user revokes their refresh tokens in the
 same transaction. Callers own the unit of work and commit once.
 """
 
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,9 +18,8 @@ from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.user import UserRepository
 from authserver.models import User
 from authserver.schemas.user import UserCreate
+from authserver.services import audit
 from authserver.services.passwords import PasswordHasher
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,7 +47,7 @@ class UserService:
             raise AlreadyExistsError(f"username {data.username!r} is taken")
         password_hash = await self.hasher.hash(data.password)
         user = await self.users.add(data, password_hash=password_hash)
-        logger.info("user_created", extra={"user_id": str(user.id)})
+        await audit.record(self.users.session, "user_created", subject=str(user.id))
         return user
 
     async def set_password(self, user: User, password: str) -> int:
@@ -61,8 +59,11 @@ class UserService:
         password_hash = await self.hasher.hash(password)
         await self.users.set_password_hash(user, password_hash, changed_at=now)
         revoked = await self.refresh_tokens.revoke_for_user(user.id, at=now)
-        logger.info(
-            "user_password_changed", extra={"user_id": str(user.id), "revoked": revoked}
+        await audit.record(
+            self.users.session,
+            "user_password_changed",
+            subject=str(user.id),
+            revoked=revoked,
         )
         return revoked
 
@@ -75,22 +76,40 @@ class UserService:
             revoked = await self.refresh_tokens.revoke_for_user(
                 user.id, at=datetime.now(UTC)
             )
-        logger.info(
+        await audit.record(
+            self.users.session,
             "user_enabled" if active else "user_disabled",
-            extra={"user_id": str(user.id), "revoked": revoked},
+            subject=str(user.id),
+            revoked=revoked,
         )
         return revoked
 
     async def set_admin(self, user: User, admin: bool) -> None:
         user.is_admin = admin
         await self.users.session.flush()
-        logger.info(
+        await audit.record(
+            self.users.session,
             "user_admin_granted" if admin else "user_admin_revoked",
-            extra={"user_id": str(user.id)},
+            subject=str(user.id),
         )
 
     async def delete(self, user: User) -> None:
         """Delete the user; their refresh tokens go with them (ON DELETE CASCADE)."""
         await self.refresh_tokens.revoke_for_user(user.id, at=datetime.now(UTC))
+        subject = str(user.id)
         await self.users.delete(user)
-        logger.info("user_deleted", extra={"user_id": str(user.id)})
+        await audit.record(self.users.session, "user_deleted", subject=subject)
+
+    async def unlock(self, user: User) -> None:
+        """Clear the brute-force lock and the failure count."""
+        await self.users.clear_failed_logins(user)
+        await audit.record(self.users.session, "user_unlocked", subject=str(user.id))
+
+    async def change_password(self, user: User, current: str, new: str) -> int:
+        """A user's own change: the current password must match. Returns revoked count."""
+        valid, _ = await self.hasher.verify(current, user.password_hash)
+        if not valid:
+            raise InvalidValueError(
+                "the current password is wrong", field="current_password"
+            )
+        return await self.set_password(user, new)

@@ -33,24 +33,6 @@ async def app_with(settings, **overrides) -> AsyncIterator[httpx2.AsyncClient]:
             yield c
 
 
-@pytest.fixture
-def clock(app: FastAPI) -> AsyncIterator[Callable[[timedelta], None]]:
-    """Move the token endpoint's clock forward by a delta."""
-    offset = timedelta(0)
-
-    def context(request: Request, session: SessionDep) -> GrantContext:
-        ctx = get_grant_context(request, session)
-        return dataclasses.replace(ctx, now=datetime.now(UTC) + offset)
-
-    def advance(delta: timedelta) -> None:
-        nonlocal offset
-        offset += delta
-
-    app.dependency_overrides[get_grant_context] = context
-    yield advance
-    app.dependency_overrides.pop(get_grant_context, None)
-
-
 async def login(api, session_factory, **client_options):
     client = await make_client(session_factory, **client_options)
     user = await make_user(session_factory)
@@ -143,8 +125,8 @@ async def test_family_cannot_outlive_its_absolute_lifetime(
         client, _, first = await login(capped, session_factory)
         offset = timedelta(0)
 
-        def context(request: Request, session: SessionDep) -> GrantContext:
-            ctx = get_grant_context(request, session)
+        async def context(request: Request, session: SessionDep) -> GrantContext:
+            ctx = await get_grant_context(request, session)
             return dataclasses.replace(
                 ctx,
                 now=datetime.now(UTC) + offset,

@@ -136,3 +136,18 @@ def test_passphrase_encrypts_key_files(tmp_path):
 def test_missing_store_is_a_clear_error(tmp_path):
     with pytest.raises(KeyStoreError, match="no key manifest"):
         store(tmp_path / "absent").view(T0)
+
+
+def test_rotate_now_after_a_scheduled_rotation_supersedes_it(tmp_path):
+    keystore = store(tmp_path)
+    keystore.ensure_signing_key(T0)
+    first = keystore.records()[0].kid
+    scheduled = keystore.rotate(now=T0)
+
+    immediate = keystore.rotate(immediate=True, now=T0 + timedelta(seconds=1))
+
+    later = T0 + timedelta(seconds=1) + TIMING.jwks_max_age * 2
+    assert keystore.view(later).signing_key.kid == immediate.kid
+    records = {r.kid: r for r in keystore.records()}
+    assert records[first].signing_until == immediate.signing_from
+    assert records[scheduled.kid].signing_until == immediate.signing_from

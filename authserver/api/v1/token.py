@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 from authserver.api.deps import GrantContextDep, TokenFormDep, client_credentials
 from authserver.api.errors import NO_STORE
 from authserver.schemas.token import OAuthErrorResponse, TokenResponse
-from authserver.services.grants import exchange
+from authserver.services.grants import GRANT_HANDLERS, exchange
 
 router = APIRouter(tags=["oauth2"])
 
@@ -21,7 +21,7 @@ TOKEN_FORM_SCHEMA = {
                     "properties": {
                         "grant_type": {
                             "type": "string",
-                            "enum": ["password", "refresh_token"],
+                            "enum": sorted(GRANT_HANDLERS),
                         },
                         "username": {"type": "string"},
                         "password": {"type": "string", "format": "password"},
@@ -46,7 +46,7 @@ TOKEN_FORM_SCHEMA = {
         401: {"model": OAuthErrorResponse},
     },
     openapi_extra=TOKEN_FORM_SCHEMA,
-    summary="Token endpoint: password and refresh_token grants",
+    summary="Token endpoint: password, refresh_token and client_credentials grants",
 )
 async def token(
     request: Request, form: TokenFormDep, ctx: GrantContextDep

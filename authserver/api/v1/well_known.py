@@ -13,6 +13,7 @@ from authserver.services.grants import GRANT_HANDLERS
 router = APIRouter(tags=["discovery"])
 
 JSON = "application/json"
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
 @router.get("/.well-known/jwks.json", summary="Public signing keys (JWK Set)")
@@ -51,18 +52,33 @@ def discovery_document(settings: Settings) -> bytes:
         "issuer": issuer,
         "token_endpoint": f"{issuer}/oauth2/token",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "revocation_endpoint": f"{issuer}/oauth2/revoke",
+        "introspection_endpoint": f"{issuer}/oauth2/introspect",
+        "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
         "grant_types_supported": sorted(GRANT_HANDLERS),
-        "token_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-            "none",
-        ],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        # Introspection answers confidential clients only (RFC 7662 §2.1).
+        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS[:2],
         "scopes_supported": ["openid", "profile", "email", "admin"],
         # No authorization endpoint: this server issues tokens by direct grants.
         "response_types_supported": [],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ALLOWED_ALGS,
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time"],
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "preferred_username",
+            "email",
+            "email_verified",
+        ],
+        "service_documentation": f"{issuer}/docs",
+        # Not registered metadata (RFC 8414 §2 allows more): the users API.
+        "users_endpoint": f"{issuer}/api/v1/users",
     }
     return json.dumps(document, separators=(",", ":")).encode()
 

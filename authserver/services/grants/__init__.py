@@ -6,16 +6,18 @@ from authserver.core.exceptions import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
+from authserver.core.metrics import TOKENS_ISSUED
 from authserver.models import Client
 from authserver.schemas.token import TokenForm, TokenResponse
 from authserver.services.clients import ClientCredentials, authenticate_client
-from authserver.services.grants import password, refresh_token
+from authserver.services.grants import client_credentials, password, refresh_token
 from authserver.services.grants.common import GrantContext
 
 GrantHandler = Callable[[TokenForm, Client, GrantContext], Awaitable[TokenResponse]]
 
 GRANT_HANDLERS: dict[str, GrantHandler] = {
-    module.GRANT_TYPE: module.handle for module in (password, refresh_token)
+    module.GRANT_TYPE: module.handle
+    for module in (password, refresh_token, client_credentials)
 }
 
 
@@ -29,4 +31,6 @@ async def exchange(
         raise UnsupportedGrantTypeError("this grant_type is not supported")
     if form.grant_type not in client.grant_types:
         raise UnauthorizedClientError("this client may not use this grant type")
-    return await handler(form, client, ctx)
+    response = await handler(form, client, ctx)
+    TOKENS_ISSUED.labels(grant_type=form.grant_type).inc()
+    return response

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authserver.core.exceptions import InvalidScopeError
 from authserver.crud.client import ClientRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
-from authserver.crud.user import UserRepository
+from authserver.crud.user import LockPolicy, UserRepository
 from authserver.models import Client, RefreshToken, User
 from authserver.schemas.scope import parse_scope
 from authserver.schemas.token import TokenResponse
@@ -33,6 +33,7 @@ class GrantContext:
     refresh_ttl: timedelta
     refresh_max_lifetime: timedelta
     retry_window: timedelta
+    lock_policy: LockPolicy
     now: datetime
 
 

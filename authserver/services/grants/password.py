@@ -1,8 +1,11 @@
 """Resource owner password credentials grant (RFC 6749 §4.3)."""
 
+from typing import NoReturn
+
 from authserver.core.exceptions import InvalidGrantError, InvalidRequestError
-from authserver.models import Client
+from authserver.models import Client, User
 from authserver.schemas.token import TokenForm, TokenResponse
+from authserver.services import audit
 from authserver.services.grants.common import (
     GrantContext,
     issues_refresh_tokens,
@@ -26,15 +29,22 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     await ctx.session.commit()
     if user is None:
         await ctx.hasher.burn(form.password)
-        raise InvalidGrantError("invalid username or password", detail="unknown user")
+        await _refuse(ctx, client, None, "unknown_user")
+    # A locked account still pays for the hash: the answer and its timing say
+    # nothing about whether the account exists or is locked.
+    locked = user.locked_until is not None and user.locked_until > ctx.now
     valid, new_hash = await ctx.hasher.verify(form.password, user.password_hash)
-    if not valid or not user.is_active:
-        reason = "wrong password" if not valid else "disabled user"
-        raise InvalidGrantError(
-            "invalid username or password", detail=f"{reason} {user.id}"
-        )
+    if locked or not valid or not user.is_active:
+        reason = "locked" if locked else "wrong_password" if not valid else "disabled"
+        if reason == "wrong_password":
+            await ctx.users.register_failed_login(
+                user, now=ctx.now, lock_for=ctx.lock_policy
+            )
+        await _refuse(ctx, client, user, reason)
     scopes = scopes_for_user(scopes, user, explicit=form.scope is not None)
 
+    if user.failed_logins or user.locked_until is not None:
+        await ctx.users.clear_failed_logins(user)
     if new_hash is not None:
         await ctx.users.upgrade_password_hash(
             user, old=user.password_hash, new=new_hash
@@ -48,5 +58,26 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     response = mint_response(
         ctx, client, user=user, scopes=scopes, auth_time=ctx.now, refresh=refresh
     )
+    await audit.record(
+        ctx.session, "login_succeeded", subject=str(user.id), client_id=client.client_id
+    )
     await ctx.session.commit()
     return response
+
+
+async def _refuse(
+    ctx: GrantContext, client: Client, user: User | None, reason: str
+) -> NoReturn:
+    """Record the failed login and answer with the one invalid_grant for all causes."""
+    subject = str(user.id) if user else None
+    await audit.record(
+        ctx.session,
+        "login_failed",
+        subject=subject,
+        client_id=client.client_id,
+        reason=reason,
+    )
+    await ctx.session.commit()
+    raise InvalidGrantError(
+        "invalid username or password", detail=f"{reason} {subject}"
+    )

@@ -15,10 +15,12 @@ from authserver.core.exceptions import (
     InvalidScopeError,
     TokenError,
 )
+from authserver.core.metrics import REFRESH_TOKEN_REUSE
 from authserver.core.security import seal, unseal
 from authserver.models import Client, RefreshToken, User
 from authserver.schemas.scope import parse_scope
 from authserver.schemas.token import TokenForm, TokenResponse
+from authserver.services import audit
 from authserver.services.grants.common import (
     GrantContext,
     mint_response,
@@ -44,7 +46,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     if record is None or record.client_id != client.id:
         raise InvalidGrantError(INVALID, detail="unknown jti or another client's token")
     if record.rotated_at is not None or record.revoked_at is not None:
-        return await _retry_or_reuse(ctx, record, presented)
+        return await _retry_or_reuse(ctx, client, record, presented)
 
     user = await _live_user(ctx, record)
     granted = record.scope.split()
@@ -76,7 +78,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     if not rotated:
         # A concurrent request rotated it first (it has committed by now).
         await ctx.session.refresh(record)
-        return await _retry_or_reuse(ctx, record, presented)
+        return await _retry_or_reuse(ctx, client, record, presented)
     await ctx.refresh_tokens.add(child)
     await ctx.session.commit()
     logger.info(
@@ -110,7 +112,7 @@ def _narrow(requested: str | None, granted: list[str]) -> list[str]:
 
 
 async def _retry_or_reuse(
-    ctx: GrantContext, record: RefreshToken, presented: str
+    ctx: GrantContext, client: Client, record: RefreshToken, presented: str
 ) -> TokenResponse:
     """A used token came back: a lost answer retried in time, or a replay."""
     if record.revoked_at is not None:
@@ -131,7 +133,16 @@ async def _retry_or_reuse(
             logger.info("refresh_token_retry_answered", extra={"jti": jti})
             return TokenResponse.model_validate(answer)
     revoked = await ctx.refresh_tokens.revoke_family(record.family_id, at=ctx.now)
+    await audit.record(
+        ctx.session,
+        "refresh_token_reuse_detected",
+        subject=str(record.user_id),
+        client_id=client.client_id,
+        family_id=str(record.family_id),
+        revoked=revoked,
+    )
     await ctx.session.commit()
+    REFRESH_TOKEN_REUSE.inc()
     logger.warning(
         "refresh_token_reuse_detected",
         extra={

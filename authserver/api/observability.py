@@ -1,0 +1,107 @@
+"""Request ids, the access-log line and the HTTP metrics: one pure ASGI middleware."""
+
+import logging
+import re
+import time
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from authserver.core import metrics
+from authserver.core.logging import (
+    bind_request,
+    current_request,
+    new_request_id,
+    reset_request,
+)
+
+logger = logging.getLogger("authserver.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's id is kept only when it is short and cannot smuggle anything into
+# a log line or a header: letters, digits and ._- (UUIDs, ULIDs, trace ids).
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+TOKEN_ROUTE = "/oauth2/token"
+# Probes and scrapes arrive every few seconds; their lines go to DEBUG.
+QUIET_ROUTES = frozenset({"/health/live", "/health/ready", "/metrics"})
+MAX_LOGGED_PATH = 256
+
+
+class RequestContextMiddleware:
+    """Give each request an id (echoed as X-Request-ID) and log one line for it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = incoming_request_id(scope) or new_request_id()
+        token = bind_request(request_id)
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app raises before answering
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except BaseException:
+            # Starlette's outermost error handler logs the traceback after this
+            # returns: leave the request id bound so that line carries it too
+            # (uvicorn runs each request in its own task, so nothing leaks).
+            _finish(scope, status, started)
+            raise
+        _finish(scope, status, started)
+        reset_request(token)
+
+
+def incoming_request_id(scope: Scope) -> str | None:
+    """The caller's X-Request-ID when it is sane, else None."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            return candidate if _SAFE_REQUEST_ID.fullmatch(candidate) else None
+    return None
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template: a bounded label, unlike the raw path."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else metrics.UNMATCHED_ROUTE
+
+
+def _finish(scope: Scope, status: int, started: float) -> None:
+    duration = time.perf_counter() - started
+    method = scope["method"]
+    route = route_template(scope)
+    context = current_request()
+    metrics.HTTP_LATENCY.labels(method=method, route=route).observe(duration)
+    metrics.HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
+    if route == TOKEN_ROUTE and status >= 400 and context and context.error:
+        metrics.TOKEN_ERRORS.labels(error=context.error).inc()
+    if route in QUIET_ROUTES and status < 500:
+        level = logging.DEBUG
+    else:
+        level = logging.WARNING if status >= 500 else logging.INFO
+    client = scope.get("client")
+    logger.log(
+        level,
+        "http_request",
+        extra={
+            "method": method,
+            "path": scope["path"][:MAX_LOGGED_PATH],
+            "route": route,
+            "status": status,
+            "duration_ms": round(duration * 1000, 2),
+            "client_id": context.client_id if context else None,
+            "error": context.error if context else None,
+            "client_ip": client[0] if client else None,
+        },
+    )

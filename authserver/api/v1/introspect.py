@@ -1,0 +1,56 @@
+"""POST /oauth2/introspect (RFC 7662)."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from authserver.api.deps import (
+    IntrospectionFormDep,
+    TokenContextDep,
+    client_credentials,
+)
+from authserver.api.errors import NO_STORE
+from authserver.schemas.introspection import IntrospectionResponse
+from authserver.schemas.token import OAuthErrorResponse
+from authserver.services.clients import authenticate_client
+from authserver.services.introspection import introspect
+
+router = APIRouter(tags=["oauth2"])
+
+INTROSPECTION_FORM_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["token"],
+                    "properties": {
+                        "token": {"type": "string"},
+                        "token_type_hint": {"type": "string"},
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string", "format": "password"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/oauth2/introspect",
+    response_model=IntrospectionResponse,
+    response_model_exclude_none=True,
+    responses={
+        400: {"model": OAuthErrorResponse},
+        401: {"model": OAuthErrorResponse},
+    },
+    openapi_extra=INTROSPECTION_FORM_SCHEMA,
+    summary="Introspect a token (RFC 7662); confidential clients only",
+)
+async def introspect_token(
+    request: Request, form: IntrospectionFormDep, ctx: TokenContextDep
+) -> JSONResponse:
+    client = await authenticate_client(client_credentials(request, form), ctx.clients)
+    response = await introspect(ctx, form.token, form.token_type_hint, client)
+    return JSONResponse(response.model_dump(exclude_none=True), headers=NO_STORE)

@@ -1,0 +1,58 @@
+"""POST /oauth2/revoke (RFC 7009)."""
+
+from fastapi import APIRouter, Request, Response
+
+from authserver.api.deps import (
+    RevocationFormDep,
+    TokenContextDep,
+    client_credentials,
+)
+from authserver.api.errors import NO_STORE
+from authserver.schemas.token import OAuthErrorResponse
+from authserver.services.clients import authenticate_client
+from authserver.services.revocation import revoke
+
+router = APIRouter(tags=["oauth2"])
+
+REVOCATION_FORM_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["token"],
+                    "properties": {
+                        "token": {"type": "string"},
+                        "token_type_hint": {
+                            "type": "string",
+                            "enum": ["access_token", "refresh_token"],
+                        },
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string", "format": "password"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/oauth2/revoke",
+    status_code=200,
+    response_class=Response,
+    responses={
+        200: {"description": "Revoked, or the token was already invalid or unknown"},
+        400: {"model": OAuthErrorResponse},
+        401: {"model": OAuthErrorResponse},
+    },
+    openapi_extra=REVOCATION_FORM_SCHEMA,
+    summary="Revoke an access or refresh token (RFC 7009)",
+)
+async def revoke_token(
+    request: Request, form: RevocationFormDep, ctx: TokenContextDep
+) -> Response:
+    client = await authenticate_client(client_credentials(request, form), ctx.clients)
+    await revoke(ctx, form.token, form.token_type_hint, client)
+    return Response(status_code=200, headers=NO_STORE)

@@ -1,0 +1,51 @@
+"""Security events: one row in the audit table and one log line each.
+
+The row joins the caller's transaction, so an event is stored exactly when the
+change it describes is (callers that raise after a failure commit first).
+"""
+
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authserver.core.context import current_origin
+from authserver.core.logging import current_request_id
+from authserver.crud.audit import AuditRepository
+from authserver.models.audit import AuditEvent
+
+logger = logging.getLogger("authserver.audit")
+
+
+async def record(
+    session: AsyncSession,
+    event: str,
+    *,
+    subject: str | None = None,
+    client_id: str | None = None,
+    **detail: Any,
+) -> None:
+    origin = current_origin.get()
+    request_id = current_request_id()
+    await AuditRepository(session).add(
+        AuditEvent(
+            event=event,
+            actor=origin.actor,
+            subject=subject,
+            client_id=client_id,
+            ip=origin.ip,
+            request_id=request_id,
+            detail=detail or None,
+        )
+    )
+    logger.info(
+        event,
+        extra={
+            "audit": True,
+            "actor": origin.actor,
+            "subject": subject,
+            "client_id": client_id,
+            "ip": origin.ip,
+            **detail,
+        },
+    )

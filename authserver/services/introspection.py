@@ -1,0 +1,89 @@
+"""Token introspection (RFC 7662 §2).
+
+Only confidential clients may ask (§2.1: no token scanning by anyone who knows
+a client_id). Any of them may introspect any access token, which is what a
+resource server does; a refresh token only by the client it was issued to.
+Everything not live is exactly {"active": false} (§2.2), whatever the reason.
+"""
+
+from authserver.core.exceptions import InvalidClientError, InvalidTokenError, TokenError
+from authserver.models import Client
+from authserver.schemas.introspection import IntrospectionResponse
+from authserver.services.token_state import (
+    TokenContext,
+    live_refresh_user,
+    refresh_claims,
+    validate_access,
+)
+
+INACTIVE = IntrospectionResponse(active=False)
+
+
+async def introspect(
+    ctx: TokenContext, token: str, hint: str | None, client: Client
+) -> IntrospectionResponse:
+    """What `token` is, for an authenticated confidential client."""
+    if client.is_public:
+        raise InvalidClientError(
+            "introspection needs client authentication",
+            detail=f"public client {client.client_id} tried to introspect",
+        )
+    # An unknown hint is ignored (§2.1: the server MAY ignore it).
+    checks = [_access, _refresh]
+    if hint == "refresh_token":
+        checks.reverse()
+    for check in checks:
+        response = await check(ctx, token, client)
+        if response is not None:
+            return response
+    return INACTIVE
+
+
+async def _access(
+    ctx: TokenContext, token: str, client: Client
+) -> IntrospectionResponse | None:
+    try:
+        grant = await validate_access(ctx, token, audience=None)
+    except InvalidTokenError:
+        return None
+    claims = grant.claims
+    return IntrospectionResponse(
+        active=True,
+        scope=str(claims.get("scope", "")),
+        client_id=grant.client.client_id,
+        username=grant.user.username if grant.user else None,
+        token_type="Bearer",
+        exp=int(claims["exp"]),
+        iat=int(claims["iat"]),
+        sub=str(claims["sub"]),
+        aud=str(claims["aud"]),
+        iss=str(claims["iss"]),
+        jti=str(claims["jti"]),
+    )
+
+
+async def _refresh(
+    ctx: TokenContext, token: str, client: Client
+) -> IntrospectionResponse | None:
+    try:
+        claims = refresh_claims(ctx, token)
+    except TokenError:
+        return None
+    record = await ctx.refresh_tokens.get(str(claims["jti"]))
+    if record is None or record.client_id != client.id:
+        return None
+    user = await live_refresh_user(ctx, record)
+    if user is None:
+        return None
+    return IntrospectionResponse(
+        active=True,
+        scope=record.scope,
+        client_id=client.client_id,
+        username=user.username,
+        exp=int(claims["exp"]),
+        iat=int(claims["iat"]),
+        sub=str(claims["sub"]),
+        aud=str(claims["aud"]),
+        iss=str(claims["iss"]),
+        jti=record.jti,
+    )

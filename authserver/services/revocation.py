@@ -1,0 +1,93 @@
+"""Token revocation (RFC 7009 §2).
+
+The hint decides only which kind is tried first (§2.1: it is not trusted).
+Unknown, expired and already-dead tokens answer 200 (§2.2). A live token of
+another client is refused with invalid_grant (§2.1: "the request is refused and
+the client is informed"), and nothing is revoked.
+"""
+
+import logging
+from datetime import UTC, datetime
+
+from authserver.core.exceptions import (
+    InvalidGrantError,
+    InvalidTokenError,
+    TokenError,
+    UnsupportedTokenTypeError,
+)
+from authserver.models import Client
+from authserver.schemas.revocation import TOKEN_TYPE_HINTS
+from authserver.services.token_state import (
+    TokenContext,
+    access_claims,
+    live_refresh_user,
+    refresh_claims,
+    validate_access,
+)
+
+OTHER_CLIENT = "the token was not issued to this client"
+logger = logging.getLogger(__name__)
+
+
+async def revoke(
+    ctx: TokenContext, token: str, hint: str | None, client: Client
+) -> None:
+    """Revoke `token` if it is a live token of `client`; commit."""
+    if hint is not None and hint not in TOKEN_TYPE_HINTS:
+        raise UnsupportedTokenTypeError(
+            "token_type_hint must be access_token or refresh_token"
+        )
+    attempts = [_revoke_access, _revoke_refresh]
+    if hint == "refresh_token":
+        attempts.reverse()
+    for attempt in attempts:
+        if await attempt(ctx, token, client):
+            break
+    await ctx.session.commit()
+
+
+async def _revoke_access(ctx: TokenContext, token: str, client: Client) -> bool:
+    """Deny-list an access token; False if `token` is no access token of ours."""
+    try:
+        claims = access_claims(ctx, token, audience=None)
+    except TokenError:
+        return False
+    jti = str(claims["jti"])
+    if claims.get("client_id") != client.client_id:
+        try:
+            await validate_access(ctx, token, audience=None)
+        except InvalidTokenError:
+            return True  # already dead: nothing to refuse or revoke
+        raise InvalidGrantError(OTHER_CLIENT, detail=f"access token {jti}")
+    expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
+    if await ctx.revoked.add(jti, expires_at=expires_at, at=ctx.now):
+        logger.info(
+            "access_token_revoked", extra={"client_id": client.client_id, "jti": jti}
+        )
+    return True
+
+
+async def _revoke_refresh(ctx: TokenContext, token: str, client: Client) -> bool:
+    """Revoke a refresh token's whole family; False if it is no refresh token of ours."""
+    try:
+        claims = refresh_claims(ctx, token)
+    except TokenError:
+        return False
+    record = await ctx.refresh_tokens.get(str(claims["jti"]))
+    if record is None:
+        return True  # purged or never stored: nothing left to revoke
+    if record.client_id != client.id:
+        if await live_refresh_user(ctx, record) is None:
+            return True
+        raise InvalidGrantError(OTHER_CLIENT, detail=f"refresh token {record.jti}")
+    revoked = await ctx.refresh_tokens.revoke_family(record.family_id, at=ctx.now)
+    logger.info(
+        "refresh_family_revoked",
+        extra={
+            "client_id": client.client_id,
+            "jti": record.jti,
+            "family_id": str(record.family_id),
+            "revoked": revoked,
+        },
+    )
+    return True

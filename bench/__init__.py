@@ -1,0 +1,1 @@
+"""Benchmark of the token server: `python -m bench --help`, docs/benchmarks.md."""

@@ -1,0 +1,153 @@
+"""Ceilings: the most any server could do on this machine with this stack.
+
+`app` is a minimal Starlette app (FastAPI is built on Starlette, so no FastAPI
+route can be cheaper) with no middleware, served by the same uvicorn command as
+the token server. Each route does only the work its scenario cannot avoid:
+
+  GET  /bytes  pre-serialised bytes the size of a one-key JWKS: the ceiling of
+               the stack and of the load generator (bounds JWKS and discovery)
+  POST /sign1  reads the form body, signs one RS256 JWT (client credentials)
+  POST /sign2  reads the form body, signs two RS256 JWTs: a new access and a
+               new refresh token (bounds a refresh with rotation)
+
+The password grant's ceiling is not served: `measure_bcrypt` times the very
+verify the server runs and divides the cores by it.
+
+Signing uses joserfc with a 2048-bit key, like the server. Each worker makes
+its own key at import; that costs ~0.1 s at start and nothing per request.
+"""
+
+import json
+import os
+import statistics
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+ISSUER = "http://127.0.0.1"
+AUDIENCE = "urn:bench:api"
+JSON = "application/json"
+
+_KEY = RSAKey.generate_key(2048, parameters={"kid": uuid.uuid4().hex})
+_JWKS = json.dumps(
+    {
+        "keys": [
+            {
+                **KeySet([_KEY]).as_dict(private=False)["keys"][0],
+                "use": "sig",
+                "alg": "RS256",
+            }
+        ]
+    },
+    separators=(",", ":"),
+).encode()
+
+
+def _sign(typ: str, audience: str) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "sub": "bench-client",
+        "aud": audience,
+        "exp": now + 900,
+        "iat": now,
+        "jti": str(uuid.uuid4()),
+        "client_id": "bench-client",
+        "scope": "api:read api:write",
+    }
+    header = {"alg": "RS256", "typ": typ, "kid": _KEY.kid}
+    return jwt.encode(header, claims, _KEY, algorithms=["RS256"])
+
+
+async def raw_bytes(request: Request) -> Response:
+    return Response(_JWKS, media_type=JSON)
+
+
+async def sign1(request: Request) -> Response:
+    await request.body()
+    body = {"access_token": _sign("at+jwt", AUDIENCE), "token_type": "Bearer"}
+    return Response(json.dumps(body).encode(), media_type=JSON)
+
+
+async def sign2(request: Request) -> Response:
+    await request.body()
+    body = {
+        "access_token": _sign("at+jwt", AUDIENCE),
+        "refresh_token": _sign("rt+jwt", f"{ISSUER}/oauth2/token"),
+        "token_type": "Bearer",
+    }
+    return Response(json.dumps(body).encode(), media_type=JSON)
+
+
+app = Starlette(
+    routes=[
+        Route("/bytes", raw_bytes, methods=["GET"]),
+        Route("/sign1", sign1, methods=["POST"]),
+        Route("/sign2", sign2, methods=["POST"]),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class BcryptCeiling:
+    rounds: int
+    cores: int
+    verifies: int
+    seconds_per_verify: float  # median of the timed verifies
+
+    @property
+    def logins_per_second(self) -> float:
+        return self.cores / self.seconds_per_verify
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rounds": self.rounds,
+            "cores": self.cores,
+            "verifies": self.verifies,
+            "seconds_per_verify": self.seconds_per_verify,
+            "logins_per_second": self.logins_per_second,
+        }
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (a cgroup/affinity limit counts)."""
+    return len(os.sched_getaffinity(0))
+
+
+def measure_bcrypt(rounds: int, *, min_seconds: float = 1.0) -> BcryptCeiling:
+    """Time the server's own password verify at `rounds`, one at a time.
+
+    bcrypt releases the GIL and one verify keeps one core busy, so N cores do
+    at most N / t verifies per second: the password grant's ceiling.
+    """
+    from authserver.core.security import (
+        hash_password,
+        make_password_context,
+        verify_password,
+    )
+
+    context = make_password_context(rounds)
+    password = "bench password 0"
+    password_hash = hash_password(context, password)
+    verify_password(context, password, password_hash)  # warm the backend
+    timings: list[float] = []
+    started = time.perf_counter()
+    while len(timings) < 3 or time.perf_counter() - started < min_seconds:
+        t0 = time.perf_counter()
+        ok, _ = verify_password(context, password, password_hash)
+        timings.append(time.perf_counter() - t0)
+        assert ok
+    return BcryptCeiling(
+        rounds=rounds,
+        cores=usable_cores(),
+        verifies=len(timings),
+        seconds_per_verify=statistics.median(timings),
+    )

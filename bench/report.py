@@ -1,0 +1,336 @@
+"""Results: one Row per scenario and server, the printed table and the JSON."""
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from bench.loadgen import GroupResult
+from bench.scenarios import SCENARIOS
+
+OURS = "authserver"
+CEILING_APP = "ceiling app"
+NOT_SUPPORTED = "n/a (not supported)"
+
+
+@dataclass
+class Row:
+    scenario: str  # a scenario name, "mixed: jwks", or "ceiling: bytes"
+    server: str
+    workers: int | None
+    database: str
+    concurrency: str
+    requests_per_second: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    errors: int = 0
+    requests: int = 0
+    window_s: float = 0.0
+    status: str = "ok"  # or "n/a (...)" or "failed: ..."
+    bound: str | None = None  # the ceiling scenario that bounds this row
+    bound_rps: float | None = None
+    fraction_of_bound: float | None = None
+    target: float | None = None  # required fraction of the bound
+    vs_peer: float | None = None  # ours / peer req/s (p99 ratio for mixed: jwks)
+    error_samples: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_result(
+        cls,
+        result: GroupResult,
+        *,
+        scenario: str,
+        server: str,
+        workers: int | None,
+        database: str,
+        concurrency: str,
+    ) -> "Row":
+        p50, p99 = result.percentile(0.50), result.percentile(0.99)
+        return cls(
+            scenario=scenario,
+            server=server,
+            workers=workers,
+            database=database,
+            concurrency=concurrency,
+            requests_per_second=result.requests_per_second,
+            p50_ms=None if p50 is None else p50 * 1000,
+            p99_ms=None if p99 is None else p99 * 1000,
+            errors=result.errors,
+            requests=result.completed,
+            window_s=result.window,
+            error_samples=dict(result.error_samples),
+        )
+
+    @property
+    def measured(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass
+class Memory:
+    server: str
+    workers: int | None
+    database: str
+    rss_mb: list[float]
+
+
+@dataclass
+class Report:
+    meta: dict[str, Any]
+    rows: list[Row] = field(default_factory=list)
+    memory: list[Memory] = field(default_factory=list)
+    bcrypt: dict[str, Any] | None = None
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "meta": self.meta,
+            "bcrypt_ceiling": self.bcrypt,
+            "results": [asdict(row) for row in self.rows],
+            "memory": [asdict(m) for m in self.memory],
+            "targets": self.targets,
+            "notes": self.notes,
+        }
+
+    def write_json(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
+
+    # --- derived figures ---------------------------------------------------
+
+    def link(self, peer_name: str | None) -> None:
+        """Fill each row's bound and peer ratio from rows of the same run."""
+        ceilings = {
+            (r.scenario.removeprefix("ceiling: "), r.workers): r
+            for r in self.rows
+            if r.scenario.startswith("ceiling: ") and r.measured
+        }
+        bcrypt = next(
+            (r for r in self.rows if r.scenario == "ceiling: bcrypt" and r.measured),
+            None,
+        )
+        peer = {r.scenario: r for r in self.rows if r.server == peer_name}
+        for row in self.rows:
+            if row.bound is not None and row.measured:
+                ceiling = (
+                    bcrypt
+                    if row.bound == "bcrypt"
+                    else ceilings.get((row.bound, row.workers))
+                )
+                if ceiling is not None and ceiling.requests_per_second:
+                    row.bound_rps = ceiling.requests_per_second
+                    row.fraction_of_bound = (
+                        row.requests_per_second or 0.0
+                    ) / ceiling.requests_per_second
+            other = peer.get(row.scenario)
+            if row.server == peer_name or other is None or not row.measured:
+                continue
+            if not other.measured or row.server == CEILING_APP:
+                continue
+            if row.scenario == "mixed: jwks":
+                if row.p99_ms and other.p99_ms:
+                    row.vs_peer = row.p99_ms / other.p99_ms
+            elif row.requests_per_second and other.requests_per_second:
+                row.vs_peer = row.requests_per_second / other.requests_per_second
+
+    def check_targets(self, rss_limit_mb: float, p99_limit_ms: float) -> None:
+        """The issue's targets, per configuration of our server."""
+        configs = sorted(
+            {(r.workers or 0, r.database) for r in self.rows if r.server == OURS}
+        )
+        for workers, database in configs:
+            rows = {
+                r.scenario: r
+                for r in self.rows
+                if r.server == OURS and r.workers == workers and r.database == database
+            }
+
+            def add(name: str, verdict: bool | None, detail: str) -> None:
+                self.targets.append(
+                    {
+                        "workers": workers,
+                        "database": database,
+                        "target": name,
+                        "met": verdict,
+                        "detail": detail,
+                    }
+                )
+
+            for scenario, label in (
+                ("password", "password >= 90% of the bcrypt ceiling"),
+                ("refresh", "refresh >= 40% of sign2, no errors"),
+                ("client_credentials", "client credentials >= 60% of sign1"),
+                ("jwks", "JWKS >= 50% of bytes"),
+            ):
+                row = rows.get(scenario)
+                if row is None:
+                    continue
+                if row.fraction_of_bound is None or row.target is None:
+                    add(
+                        label,
+                        None,
+                        f"ceiling {row.bound} not run" if row.measured else row.status,
+                    )
+                    continue
+                met = row.fraction_of_bound >= row.target
+                if scenario == "refresh":
+                    met = met and row.errors == 0
+                add(label, met, f"{row.fraction_of_bound:.0%}, {row.errors} errors")
+            jwks, password = rows.get("mixed: jwks"), rows.get("mixed: password")
+            if jwks is not None and password is not None:
+                if jwks.measured and password.measured and jwks.p99_ms is not None:
+                    errors = jwks.errors + password.errors
+                    add(
+                        f"mixed: JWKS p99 < {p99_limit_ms:g} ms, no errors",
+                        jwks.p99_ms < p99_limit_ms and errors == 0,
+                        f"p99 {jwks.p99_ms:.1f} ms, {errors} errors",
+                    )
+                else:
+                    add("mixed: JWKS p99", None, jwks.status)
+            for memory in self.memory:
+                if (
+                    memory.server == OURS
+                    and memory.workers == workers
+                    and memory.database == database
+                    and memory.rss_mb
+                ):
+                    worst = max(memory.rss_mb)
+                    add(
+                        f"worker RSS < {rss_limit_mb:g} MB",
+                        worst < rss_limit_mb,
+                        f"max {worst:.0f} MB",
+                    )
+
+    # --- printing ------------------------------------------------------------
+
+    def ordered(self, peer_name: str | None) -> list[Row]:
+        """Ceilings first, then each scenario with every server side by side."""
+        order = {name: i for i, name in enumerate(SCENARIOS)}
+
+        def key(row: Row) -> tuple[int, int]:
+            if row.scenario.startswith("ceiling: "):
+                return (-1, 0)
+            server_rank = 2 if row.server == peer_name else 1
+            return (order.get(_family(row), len(order)), server_rank)
+
+        return sorted(self.rows, key=key)  # stable: run order within a key
+
+    def print(self, console: Console, peer_name: str | None) -> None:
+        table = Table(
+            title="authserver benchmark", box=box.HEAVY_HEAD, title_justify="left"
+        )
+        for name, justify in (
+            ("scenario", "left"),
+            ("server", "left"),
+            ("workers", "right"),
+            ("database", "left"),
+            ("concurrency", "right"),
+            ("requests/s", "right"),
+            ("p50 ms", "right"),
+            ("p99 ms", "right"),
+            ("errors", "right"),
+            ("ceiling/s", "right"),
+            ("% of ceiling", "right"),
+            ("vs peer", "right"),
+        ):
+            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        previous = None
+        for row in self.ordered(peer_name):
+            if previous is not None and _family(previous) != _family(row):
+                table.add_section()
+            previous = row
+            if row.measured:
+                rate, p50, p99 = (
+                    _number(row.requests_per_second),
+                    _ms(row.p50_ms),
+                    _ms(row.p99_ms),
+                )
+            else:
+                rate, p50, p99 = row.status, "-", "-"
+            ratio = "-"
+            if row.vs_peer is not None:
+                ratio = (
+                    f"p99 {row.vs_peer:.2f}x"
+                    if row.scenario == "mixed: jwks"
+                    else f"{row.vs_peer:.2f}x"
+                )
+            table.add_row(
+                row.scenario,
+                row.server,
+                "-" if row.workers is None else str(row.workers),
+                row.database,
+                row.concurrency,
+                rate,
+                p50,
+                p99,
+                f"[red]{row.errors}[/red]" if row.errors else "0",
+                _number(row.bound_rps),
+                (
+                    "-"
+                    if row.fraction_of_bound is None
+                    else f"{row.fraction_of_bound:.0%}"
+                ),
+                ratio,
+            )
+        console.print(table)
+        if self.memory:
+            lines = [
+                f"  {m.server} ({_config(m)}): "
+                + ", ".join(f"{mb:.0f} MB" for mb in m.rss_mb)
+                for m in self.memory
+            ]
+            console.print("Resident memory per worker after the run:")
+            console.print("\n".join(lines), highlight=False)
+        if self.targets:
+            console.print("Targets (the issue's are for PostgreSQL, 2 workers):")
+            for t in self.targets:
+                verdict = {True: "[green]met[/green]", False: "[red]missed[/red]"}
+                result = (
+                    f"{verdict[t['met']]} ({t['detail']})"
+                    if t["met"] is not None
+                    else t["detail"]
+                )
+                console.print(
+                    f"  {t['database']}/{t['workers']}w  {t['target']}: {result}",
+                    highlight=False,
+                )
+        failures = [r for r in self.rows if r.error_samples]
+        if failures:
+            console.print("[red]Errors[/red] (first distinct reasons):")
+            for row in failures:
+                for reason, count in row.error_samples.items():
+                    console.print(
+                        f"  {row.scenario} / {row.server} / {_config(row)}: "
+                        f"{count} x {reason}",
+                        highlight=False,
+                    )
+        for note in self.notes:
+            console.print(f"Note: {note}", highlight=False)
+
+
+def _family(row: Row) -> str:
+    if row.scenario.startswith("ceiling: "):
+        return "ceiling"
+    return row.scenario.split(":")[0]
+
+
+def _config(item: Row | Memory) -> str:
+    workers = "-" if item.workers is None else f"{item.workers}w"
+    return f"{item.database}, {workers}"
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if value < 10 else f"{value:,.1f}"

@@ -1,0 +1,264 @@
+"""authctl client: register OAuth clients (RFC 6749 §2) and manage their secrets.
+
+A confidential client's secret is printed once, when it is made; only its hash
+is stored, so a lost secret is replaced with `rotate-secret`, never recovered.
+"""
+
+from typing import Annotated, Any
+
+import typer
+
+from authserver.core.exceptions import InvalidValueError
+from authserver.crud.client import ClientRepository
+from authserver.models import Client
+from authserver.schemas.client import GRANT_TYPES, ClientCreate
+from authserver.services.clients import (
+    client_id_from_name,
+    create_client,
+    resolve_client,
+    rotate_client_secret,
+)
+from cli.common import (
+    add_row,
+    build,
+    confirm,
+    fail,
+    iso,
+    note,
+    open_session,
+    plural,
+    print_details,
+    print_json,
+    print_table,
+    run,
+    say,
+    table,
+)
+
+app = typer.Typer(
+    help="Manage OAuth clients.\n\n"
+    "Example: authctl client create 'Mobile app' --public --grant password",
+    no_args_is_help=True,
+)
+
+ClientArg = Annotated[str, typer.Argument(metavar="CLIENT_ID", help="The client_id.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON only (scripts).")]
+
+DEFAULT_GRANTS = ["password", "refresh_token"]
+DEFAULT_SCOPES = ["openid", "profile", "email"]
+# Schema field -> what the admin typed, for one-line validation errors.
+FIELDS = {
+    "client_id": "--client-id",
+    "name": "NAME",
+    "grant_types": "--grant",
+    "scopes": "--scope",
+    "audience": "--audience",
+}
+HINTS = {"client_id": "use 3 to 100 letters, digits and . _ ~ -"}
+SECRET_WARNING = "Store the secret now: it is not shown again (only its hash is kept)."
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Display name, e.g. 'Billing service'.")],
+    client_id: Annotated[
+        str | None,
+        typer.Option(help="Public identifier; derived from NAME when omitted."),
+    ] = None,
+    public: Annotated[
+        bool,
+        typer.Option(
+            "--public", help="No secret (apps that cannot keep one: mobile, SPA)."
+        ),
+    ] = False,
+    grant: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=f"Allowed grant type, repeatable: {', '.join(GRANT_TYPES)}. "
+            f"Default: {' '.join(DEFAULT_GRANTS)}."
+        ),
+    ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Allowed scope, repeatable (or space-separated). "
+            f"Default: {' '.join(DEFAULT_SCOPES)}."
+        ),
+    ] = None,
+    audience: Annotated[
+        str | None,
+        typer.Option(help="`aud` of its access tokens (default: the issuer)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a client and print its client_id and, once, its secret.
+
+    Example: authctl client create 'Billing service' --scope 'openid profile'
+
+    Example: authctl client create SPA --public --client-id spa --json
+    """
+    if client_id is None:
+        client_id = _derive(name)
+    data = build(
+        ClientCreate,
+        FIELDS,
+        HINTS,
+        client_id=client_id,
+        name=name,
+        grant_types=_split(grant, commas=True) or DEFAULT_GRANTS,
+        scopes=_split(scope) if scope else DEFAULT_SCOPES,
+        audience=audience,
+    )
+    client, secret = run(_create(data, public))
+    if as_json:
+        print_json({**client, "client_secret": secret})
+        return
+    kind = "public" if public else "confidential"
+    say(f"created {kind} client {client['name']!r}")
+    say(f"client_id:     {client['client_id']}")
+    if secret is not None:
+        say(f"client_secret: {secret}")
+        note(SECRET_WARNING)
+
+
+async def _create(
+    data: ClientCreate, public: bool
+) -> tuple[dict[str, Any], str | None]:
+    async with open_session() as session:
+        client, secret = await create_client(
+            data, ClientRepository(session), public=public
+        )
+        await session.commit()
+        return client_json(client), secret
+
+
+@app.command("list")
+def list_clients(as_json: JsonOpt = False) -> None:
+    """List every client, ordered by client_id.
+
+    Example: authctl client list --json
+    """
+    clients = run(_list())
+    if as_json:
+        print_json(clients)
+        return
+    grid = table("Client ID", "Name", "Type", "Grants", "Scopes", "Audience")
+    for client in clients:
+        add_row(
+            grid,
+            client["client_id"],
+            client["name"],
+            "public" if client["public"] else "confidential",
+            " ".join(client["grant_types"]),
+            " ".join(client["scopes"]),
+            client["audience"],
+        )
+    print_table(grid)
+    say(plural(len(clients), "client"))
+
+
+async def _list() -> list[dict[str, Any]]:
+    async with open_session() as session:
+        return [client_json(c) for c in await ClientRepository(session).list()]
+
+
+@app.command("show")
+def show(client_id: ClientArg, as_json: JsonOpt = False) -> None:
+    """Show one client's registration (never its secret).
+
+    Example: authctl client show billing-service
+    """
+    client = run(_show(client_id))
+    if as_json:
+        print_json(client)
+        return
+    print_details(
+        {
+            "client_id": client["client_id"],
+            "name": client["name"],
+            "type": "public" if client["public"] else "confidential",
+            "grant types": " ".join(client["grant_types"]),
+            "scopes": " ".join(client["scopes"]),
+            "audience": client["audience"] or "(the issuer)",
+            "created": client["created_at"],
+            "updated": client["updated_at"],
+            "id": client["id"],
+        }
+    )
+
+
+async def _show(client_id: str) -> dict[str, Any]:
+    async with open_session() as session:
+        return client_json(await resolve_client(client_id, ClientRepository(session)))
+
+
+@app.command("rotate-secret")
+def rotate_secret(client_id: ClientArg, as_json: JsonOpt = False) -> None:
+    """Give a confidential client a new secret; the old one stops working at once.
+
+    Example: authctl client rotate-secret billing-service
+    """
+    secret = run(_rotate(client_id))
+    if as_json:
+        print_json({"client_id": client_id, "client_secret": secret})
+        return
+    say(f"new secret for {client_id}; the old one no longer works")
+    say(f"client_secret: {secret}")
+    note(SECRET_WARNING)
+
+
+async def _rotate(client_id: str) -> str:
+    async with open_session() as session:
+        secret = await rotate_client_secret(client_id, ClientRepository(session))
+        await session.commit()
+        return secret
+
+
+@app.command("delete")
+def delete(
+    client_id: ClientArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Delete a client and every refresh token issued to it (asks first).
+
+    Example: authctl client delete billing-service --yes
+    """
+    confirm(f"Delete client {client_id!r} and its refresh tokens?", yes=yes)
+    run(_delete(client_id))
+    say(f"deleted client {client_id}")
+
+
+async def _delete(client_id: str) -> None:
+    async with open_session() as session:
+        clients = ClientRepository(session)
+        await clients.delete(await resolve_client(client_id, clients))
+        await session.commit()
+
+
+def client_json(client: Client) -> dict[str, Any]:
+    return {
+        "id": str(client.id),
+        "client_id": client.client_id,
+        "name": client.name,
+        "public": client.is_public,
+        "grant_types": list(client.grant_types),
+        "scopes": list(client.scopes),
+        "audience": client.audience,
+        "created_at": iso(client.created_at),
+        "updated_at": iso(client.updated_at),
+    }
+
+
+def _derive(name: str) -> str:
+    try:
+        return client_id_from_name(name)
+    except InvalidValueError as exc:
+        fail(f"{exc} with --client-id")
+
+
+def _split(values: list[str] | None, *, commas: bool = False) -> list[str]:
+    """Accept `--scope a --scope b` as well as `--scope "a b"`."""
+    items: list[str] = []
+    for value in values or []:
+        items.extend((value.replace(",", " ") if commas else value).split())
+    return items

@@ -1,0 +1,234 @@
+"""authctl key: the signing keys in AUTH_KEYS_DIR (list, safe rotation, prune).
+
+Every server process re-reads the key store by itself (at most every
+AUTH_KEYSTORE_CHECK_INTERVAL seconds), so these commands only edit the store;
+no restart and no database are involved.
+"""
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from authserver.services import audit
+from authserver.services.keystore import (
+    MANIFEST,
+    KeyRecord,
+    KeyStore,
+    KeyStoreError,
+    keystore_from_settings,
+    signing_record,
+)
+from cli.common import (
+    add_row,
+    fail,
+    note,
+    open_session,
+    print_json,
+    print_table,
+    say,
+    settings,
+    table,
+    when,
+)
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Manage the token signing keys (the key store in AUTH_KEYS_DIR).\n\n"
+    "Example: authctl key rotate",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON only (scripts).")]
+
+
+@app.command("list")
+def list_keys(as_json: JsonOpt = False) -> None:
+    """List keys: kid, algorithm, state, when each started and stopped signing,
+    whether it is published in the JWKS and how long it is kept.
+
+    States: pending (published, not signing yet), active (signing), retired
+    (verifies what it signed), expired (nothing needs it: `key prune` removes it).
+
+    Example: authctl key list
+    """
+    store = _store()
+    now = datetime.now(UTC)
+    records = _guard(store.records)
+    signer = signing_record(records, now)
+    if as_json:
+        print_json([key_json(r, now, signer) for r in records])
+        return
+    grid = table(
+        "KID",
+        "Alg",
+        "State",
+        "Created",
+        "Signs from",
+        "Signs until",
+        "Published",
+        "Kept until",
+    )
+    for record in records:
+        add_row(
+            grid,
+            record.kid,
+            record.alg,
+            _state_label(record, now, signer),
+            when(record.created_at),
+            when(record.signing_from),
+            when(record.signing_until),
+            _published(record, now),
+            when(record.retain_until),
+        )
+    print_table(grid)
+
+
+@app.command("rotate")
+def rotate(
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now",
+            help="Sign with the new key at once instead of after the JWKS cache "
+            "lifetime (resource servers holding a cached JWKS may reject new "
+            "tokens until their cache expires).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a new signing key, safely.
+
+    The new key is published in the JWKS at once and starts signing after the
+    JWKS cache lifetime (AUTH_JWKS_MAX_AGE), so resource servers already know it.
+    The old key stays published until every access and ID token it signed has
+    expired, and is kept for as long as refresh tokens it signed can be valid:
+    nobody is logged out.
+
+    Example: authctl key rotate
+    """
+    store = _store()
+    new = _guard(lambda: store.rotate(immediate=now))
+    _audit("key_rotated", kid=new.kid, signing_from=new.signing_from.isoformat())
+    moment = datetime.now(UTC)
+    records = _guard(store.records)
+    retired = [
+        r for r in records if r.kid != new.kid and r.signing_until == new.signing_from
+    ]
+    if as_json:
+        signer = signing_record(records, moment)
+        print_json(
+            {
+                **key_json(new, moment, signer),
+                "retired": [key_json(r, moment, signer) for r in retired],
+            }
+        )
+        return
+    if now:
+        say(f"new key {new.kid} published and signing now")
+        seconds = int(store.timing.jwks_max_age.total_seconds())
+        note(
+            "Resource servers that fetched the JWKS in the last "
+            f"{seconds} s may reject tokens signed by the new key until their "
+            "cache expires."
+        )
+    else:
+        say(
+            f"new key {new.kid} published now; it signs from "
+            f"{when(new.signing_from)} (after the JWKS cache lifetime)"
+        )
+    for old in retired:
+        say(
+            f"key {old.kid} signs until {when(old.signing_until)}, stays published "
+            f"until {when(old.published_until)} and is kept until "
+            f"{when(old.retain_until)}"
+        )
+
+
+@app.command("prune")
+def prune(as_json: JsonOpt = False) -> None:
+    """Delete keys nothing valid can need any more (state expired).
+
+    Never removes the signing key, a pending key or a key that still verifies
+    unexpired tokens.
+
+    Example: authctl key prune
+    """
+    store = _store()
+    gone = _guard(store.prune)
+    if gone:
+        _audit("keys_pruned", kids=[r.kid for r in gone])
+    if as_json:
+        print_json([r.kid for r in gone])
+        return
+    if not gone:
+        say("nothing to prune")
+    for record in gone:
+        say(f"removed key {record.kid}")
+
+
+def key_json(
+    record: KeyRecord, now: datetime, signer: KeyRecord | None
+) -> dict[str, Any]:
+    return {
+        **record.to_json(),
+        "state": record.state(now),
+        "signing": signer is not None and record.kid == signer.kid,
+        "published": record.is_published(now),
+    }
+
+
+def _state_label(record: KeyRecord, now: datetime, signer: KeyRecord | None) -> str:
+    if record is signer:
+        return "active (signing)"
+    return record.state(now)
+
+
+def _published(record: KeyRecord, now: datetime) -> str:
+    if not record.is_published(now):
+        return "no"
+    if record.published_until is None:
+        return "yes"
+    return f"until {when(record.published_until)}"
+
+
+def _store() -> KeyStore:
+    current = settings()
+    if not (current.keys_dir / MANIFEST).is_file():
+        # Most likely AUTH_KEYS_DIR points somewhere else than the server's:
+        # say so rather than quietly starting a second key store.
+        fail(
+            f"no key store in {current.keys_dir} (no {MANIFEST}): check "
+            "AUTH_KEYS_DIR; the server creates the first key when it starts"
+        )
+    return keystore_from_settings(current)
+
+
+def _audit(event: str, **detail: Any) -> None:
+    """Record a key event in the audit trail; the key store change stands anyway.
+
+    Key commands need no database, so a database that cannot take the record
+    gets a warning, not a failure after the fact.
+    """
+
+    async def write() -> None:
+        async with open_session() as session:
+            await audit.record(session, event, **detail)
+            await session.commit()
+
+    try:
+        asyncio.run(write())
+    except Exception as exc:  # any database trouble: warn, the rotation is done
+        note(f"warning: audit record not written ({type(exc).__name__})")
+
+
+def _guard(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except KeyStoreError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"key store {settings().keys_dir}: {exc.strerror or exc}")

@@ -1,0 +1,323 @@
+"""authctl user: create, list and manage user accounts.
+
+Every rule (password policy, revoking refresh tokens on disable, delete and
+password change) lives in authserver.services.users, shared with the API.
+"""
+
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authserver.crud.refresh_token import RefreshTokenRepository
+from authserver.crud.user import UserRepository
+from authserver.models import User
+from authserver.schemas.user import UserCreate, UserRead
+from authserver.services.passwords import PasswordHasher
+from authserver.services.users import UserService
+from cli.common import (
+    add_row,
+    build,
+    confirm,
+    fail,
+    open_session,
+    plural,
+    print_details,
+    print_json,
+    print_table,
+    run,
+    say,
+    settings,
+    table,
+    when,
+    yes_no,
+)
+
+app = typer.Typer(
+    help="Manage user accounts. USER is a username or a user id (UUID).\n\n"
+    "Example: authctl user create alice --email alice@example.com",
+    no_args_is_help=True,
+)
+
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="Username or UUID.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON only (scripts).")]
+PasswordStdinOpt = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="Read the password from the first line of standard input.",
+    ),
+]
+
+# Schema field -> what the admin typed, for one-line validation errors.
+FIELDS = {"username": "USERNAME", "email": "--email"}
+HINTS = {"username": "use 1 to 150 letters, digits and . _ @ + -"}
+PAGE_SIZE = 500
+
+Action = Callable[[UserService, User], Awaitable[int | None]]
+
+
+@app.command("create")
+def create(
+    username: Annotated[
+        str, typer.Argument(help="Login name: letters, digits and . _ @ + -")
+    ],
+    email: Annotated[str | None, typer.Option(help="Email address.")] = None,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="Make the user an administrator.")
+    ] = False,
+    password_stdin: PasswordStdinOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a user. Asks for the password twice (hidden) unless --password-stdin.
+
+    A password is never taken as an argument: it would end up in the shell
+    history and the process list.
+
+    Example: authctl user create alice --email alice@example.com --admin
+
+    Example: printf '%s\\n' "$PW" | authctl user create bot --password-stdin --json
+    """
+    password = read_password(password_stdin)
+    data = build(
+        UserCreate,
+        FIELDS,
+        HINTS,
+        username=username,
+        email=email,
+        is_admin=admin,
+        password=password,
+    )
+    user = run(_create(data))
+    if as_json:
+        print_json(user)
+        return
+    role = "administrator" if user["is_admin"] else "user"
+    say(f"created {role} {user['username']} (id {user['id']})")
+
+
+async def _create(data: UserCreate) -> dict[str, Any]:
+    async with open_session() as session:
+        user = await user_service(session).create(data)
+        await session.commit()
+        return user_json(user)
+
+
+@app.command("list")
+def list_users(
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Include disabled users.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List users, ordered by username (active users only unless --all).
+
+    Example: authctl user list --all --json
+    """
+    users = run(_list(show_all))
+    if as_json:
+        print_json(users)
+        return
+    grid = table("Username", "Email", "Active", "Admin", "Created", "ID")
+    for user in users:
+        add_row(
+            grid,
+            user["username"],
+            user["email"],
+            yes_no(user["is_active"]),
+            yes_no(user["is_admin"]),
+            user["created_at"][:19].replace("T", " "),
+            user["id"],
+        )
+    print_table(grid)
+    if show_all:
+        say(plural(len(users), "user"))
+    else:
+        say(f"{plural(len(users), 'active user')} (--all shows disabled ones too)")
+
+
+async def _list(show_all: bool) -> list[dict[str, Any]]:
+    repo_filter = None if show_all else True
+    users: list[dict[str, Any]] = []
+    async with open_session() as session:
+        repo = UserRepository(session)
+        while True:
+            page, total = await repo.list(
+                offset=len(users), limit=PAGE_SIZE, is_active=repo_filter
+            )
+            users.extend(user_json(user) for user in page)
+            if not page or len(users) >= total:
+                return users
+
+
+@app.command("show")
+def show(user_ref: UserArg, as_json: JsonOpt = False) -> None:
+    """Show one user's account.
+
+    Example: authctl user show alice
+    """
+    user = run(_apply(user_ref, None))[0]
+    if as_json:
+        print_json(user)
+        return
+    print_details(
+        {
+            "id": user["id"],
+            "username": user["username"],
+            "email": user["email"],
+            "email verified": yes_no(user["email_verified"]),
+            "active": yes_no(user["is_active"]),
+            "admin": yes_no(user["is_admin"]),
+            "created": user["created_at"],
+            "updated": user["updated_at"],
+            "password changed": user["password_changed_at"],
+            "failed logins": user["failed_logins"],
+            "locked until": user["locked_until"],
+        }
+    )
+
+
+@app.command("disable")
+def disable(user_ref: UserArg) -> None:
+    """Disable a user: no new logins, and every refresh token is revoked.
+
+    Access tokens already issued are self-contained: resource servers that
+    check them locally accept them until they expire.
+
+    Example: authctl user disable alice
+    """
+    user, revoked = run(_apply(user_ref, lambda s, u: s.set_active(u, False)))
+    say(f"disabled {user['username']}; revoked {_tokens(revoked)}")
+
+
+@app.command("unlock")
+def unlock(user_ref: UserArg) -> None:
+    """Lift a brute-force lock and reset the failed-login count.
+
+    Example: authctl user unlock alice
+    """
+
+    async def clear(service: UserService, user: User) -> None:
+        await service.unlock(user)
+
+    user, _ = run(_apply(user_ref, clear))
+    say(f"unlocked {user['username']}")
+
+
+@app.command("enable")
+def enable(user_ref: UserArg) -> None:
+    """Enable a disabled user again.
+
+    Example: authctl user enable alice
+    """
+    user, _ = run(_apply(user_ref, lambda s, u: s.set_active(u, True)))
+    say(f"enabled {user['username']}")
+
+
+@app.command("set-password")
+def set_password(user_ref: UserArg, password_stdin: PasswordStdinOpt = False) -> None:
+    """Set a new password (asked twice, hidden); revokes every refresh token.
+
+    Example: authctl user set-password alice
+    """
+    password = read_password(password_stdin)
+
+    async def change(service: UserService, user: User) -> int:
+        return await service.set_password(user, password)
+
+    user, revoked = run(_apply(user_ref, change))
+    say(f"password of {user['username']} changed; revoked {_tokens(revoked)}")
+
+
+@app.command("grant-admin")
+def grant_admin(user_ref: UserArg) -> None:
+    """Make a user an administrator (may then be granted the admin scope).
+
+    Example: authctl user grant-admin alice
+    """
+    user, _ = run(_apply(user_ref, _admin(True)))
+    say(f"{user['username']} is now an administrator")
+
+
+@app.command("revoke-admin")
+def revoke_admin(user_ref: UserArg) -> None:
+    """Take administrator rights away; the next refresh drops the admin scope.
+
+    Example: authctl user revoke-admin alice
+    """
+    user, _ = run(_apply(user_ref, _admin(False)))
+    say(f"{user['username']} is no longer an administrator")
+
+
+@app.command("delete")
+def delete(
+    user_ref: UserArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Delete a user and their refresh tokens, for good (asks first).
+
+    Example: authctl user delete alice --yes
+    """
+    confirm(f"Delete user {user_ref!r} and all their refresh tokens?", yes=yes)
+
+    async def remove(service: UserService, user: User) -> None:
+        await service.delete(user)
+
+    user, _ = run(_apply(user_ref, remove))
+    say(f"deleted {user['username']} (id {user['id']})")
+
+
+async def _apply(
+    user_ref: str, action: Action | None
+) -> tuple[dict[str, Any], int | None]:
+    """Resolve USER, run one service operation, commit once."""
+    async with open_session() as session:
+        service = user_service(session)
+        user = await service.resolve(user_ref)
+        result = await action(service, user) if action else None
+        snapshot = user_json(user)  # every column is loaded, even once deleted
+        await session.commit()
+        return snapshot, result
+
+
+def _admin(flag: bool) -> Action:
+    async def change(service: UserService, user: User) -> None:
+        await service.set_admin(user, flag)
+
+    return change
+
+
+def user_service(session: AsyncSession) -> UserService:
+    return UserService(
+        UserRepository(session),
+        RefreshTokenRepository(session),
+        PasswordHasher(settings().bcrypt_rounds),
+    )
+
+
+def _tokens(count: int | None) -> str:
+    return plural(count or 0, "refresh token")
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return UserRead.model_validate(user).model_dump(mode="json")
+
+
+def read_password(from_stdin: bool) -> str:
+    """The new password: a hidden prompt asked twice, or stdin's first line."""
+    settings()  # a broken configuration fails before anyone types a password
+    if from_stdin:
+        if sys.stdin.isatty():
+            # readline() would echo the password on the terminal as it is typed.
+            fail("--password-stdin reads a pipe; at a terminal, leave it out")
+        # Only the line ending is stripped: spaces may be part of the password.
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        if not password:
+            fail("no password on standard input")
+        return password
+    prompted: str = typer.prompt(
+        "Password", hide_input=True, confirmation_prompt=True, err=True
+    )
+    return prompted

@@ -1,0 +1,72 @@
+"""authctl audit list and user unlock, and the events admin commands record."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from authserver.crud.audit import AuditRepository
+from authserver.crud.user import LockPolicy, UserRepository
+from authserver.services.keystore import keystore_from_settings
+from tests.cli.conftest import Cli
+from tests.cli.helpers import failed, ok
+from tests.factories import make_user
+
+
+def test_admin_actions_are_audited_with_the_cli_actor(cli: Cli) -> None:
+    ok(cli("user", "create", "audrey", "--password-stdin", input="a long passphrase\n"))
+    ok(cli("user", "disable", "audrey"))
+
+    events = json.loads(ok(cli("audit", "list", "--user", "audrey", "--json")).stdout)
+
+    assert [e["event"] for e in events] == ["user_disabled", "user_created"]
+    assert all(e["actor"].startswith("cli:") for e in events)
+    assert all(e["request_id"] for e in events)
+    assert events[0]["request_id"] != events[1]["request_id"]  # one id per run
+    human = ok(cli("audit", "list")).stdout
+    assert "user_disabled" in human and "user_created" in human
+
+
+def test_audit_list_filters(cli: Cli) -> None:
+    ok(cli("user", "create", "bob", "--password-stdin", input="a long passphrase\n"))
+
+    assert json.loads(ok(cli("audit", "list", "--since", "1h", "--json")).stdout)
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert json.loads(ok(cli("audit", "list", "--since", later, "--json")).stdout) == []
+    only = json.loads(
+        ok(cli("audit", "list", "--event", "user_created", "--json")).stdout
+    )
+    assert {e["event"] for e in only} == {"user_created"}
+    assert "--since" in failed(cli("audit", "list", "--since", "soon"))
+    assert "no user" in failed(cli("audit", "list", "--user", "nobody"))
+
+
+def test_key_rotation_is_audited(cli: Cli) -> None:
+    keystore_from_settings(cli.settings).ensure_signing_key()
+    kid = json.loads(ok(cli("key", "rotate", "--json")).stdout)["kid"]
+
+    events = cli.db(lambda s: AuditRepository(s).list(event="key_rotated"))
+
+    assert [e.detail["kid"] for e in events] == [kid]
+
+
+def test_unlock_clears_a_lock(cli: Cli) -> None:
+    user = cli.seed(lambda f: make_user(f, username="carol"))
+    policy = LockPolicy(1, timedelta(minutes=5), timedelta(minutes=5))
+
+    async def lock(session):
+        repo = UserRepository(session)
+        stored = await repo.get(user.id)
+        until = await repo.register_failed_login(
+            stored, now=datetime.now(UTC), lock_for=policy
+        )
+        await session.commit()
+        return until
+
+    assert cli.db(lock) is not None
+    shown = ok(cli("user", "show", "carol", "--json")).stdout
+    assert json.loads(shown)["locked_until"] is not None
+
+    ok(cli("user", "unlock", "carol"))
+
+    stored = cli.db(lambda s: UserRepository(s).get(user.id))
+    assert stored.failed_logins == 0 and stored.locked_until is None
+    assert "no user" in failed(cli("user", "unlock", "nobody"))
