@@ -54,7 +54,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_settings_dep(request: Request) -> Settings:
+# Every dependency is async: FastAPI runs a plain `def` one in a worker thread,
+# a hop per dependency per request for no gain.
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -62,7 +64,7 @@ def get_settings_dep(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def get_keystore(request: Request) -> KeyStore:
+async def get_keystore(request: Request) -> KeyStore:
     keystore: KeyStore = request.app.state.keystore
     return keystore
 
@@ -154,7 +156,7 @@ async def get_introspection_form(request: Request) -> IntrospectionForm:
 IntrospectionFormDep = Annotated[IntrospectionForm, Depends(get_introspection_form)]
 
 
-def get_token_context(request: Request, session: SessionDep) -> TokenContext:
+async def get_token_context(request: Request, session: SessionDep) -> TokenContext:
     tokens: TokenService = request.app.state.tokens
     return TokenContext.create(session, tokens, datetime.now(UTC))
 
@@ -162,7 +164,7 @@ def get_token_context(request: Request, session: SessionDep) -> TokenContext:
 TokenContextDep = Annotated[TokenContext, Depends(get_token_context)]
 
 
-def get_user_service(request: Request, session: SessionDep) -> UserService:
+async def get_user_service(request: Request, session: SessionDep) -> UserService:
     hasher: PasswordHasher = request.app.state.hasher
     return UserService(UserRepository(session), RefreshTokenRepository(session), hasher)
 
@@ -221,7 +223,7 @@ bearer_scheme = HTTPBearer(
 BearerSchemeDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
-def bearer_token(request: Request) -> str:
+async def bearer_token(request: Request) -> str:
     """The access token of the Authorization header (RFC 6750 §2.1; no other way)."""
     values = request.headers.getlist("authorization")
     if not values:
@@ -266,7 +268,9 @@ class BearerAuth:
         _scheme: BearerSchemeDep,
     ) -> AccessGrant:
         audience = None if self.any_audience else settings.audience
-        grant = await validate_access(ctx, bearer_token(request), audience=audience)
+        grant = await validate_access(
+            ctx, await bearer_token(request), audience=audience
+        )
         if self.scope is not None and self.scope not in grant.scopes:
             raise InsufficientScopeError(
                 f"this needs the scope {self.scope}", scope=self.scope
@@ -283,7 +287,7 @@ class BearerAuth:
         return grant
 
 
-def no_store(response: Response) -> None:
+async def no_store(response: Response) -> None:
     """Responses with tokens or personal data must not be cached (RFC 6749 §5.1)."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
