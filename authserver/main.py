@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from authserver.api.errors import register_error_handlers
 from authserver.api.middleware import BodySizeLimitMiddleware
 from authserver.api.observability import RequestContextMiddleware
+from authserver.api.static_documents import StaticDocuments
 from authserver.api.v1 import (
     health,
     introspect,
@@ -29,6 +31,7 @@ from authserver.db.breaker import DatabaseBreaker, install_breaker
 from authserver.db.init import prepare_database
 from authserver.db.session import create_engine, create_session_factory
 from authserver.services import maintenance
+from authserver.services.clients import ClientCache
 from authserver.services.keystore import keystore_from_settings
 from authserver.services.passwords import PasswordHasher
 from authserver.services.tokens import TokenService
@@ -36,6 +39,18 @@ from authserver.services.tokens import TokenService
 logger = logging.getLogger(__name__)
 
 PURGE_INTERVAL_SECONDS = 300.0
+
+
+class AuthServerApp(FastAPI):
+    """FastAPI, with the public documents answered ahead of the stack."""
+
+    static_documents: StaticDocuments | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.static_documents is not None and StaticDocuments.handles(scope):
+            await self.static_documents(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await engine.dispose()
             forget_this_process()
 
-    app = FastAPI(
+    app = AuthServerApp(
         title="authserver",
         summary="OAuth 2.0 / OpenID Connect token server",
         version="0.1.0",
@@ -77,7 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keystore = keystore
     app.state.tokens = TokenService(keystore, settings)
     app.state.hasher = PasswordHasher(settings.bcrypt_rounds)
+    app.state.client_cache = ClientCache(settings.client_cache_ttl)
     app.state.discovery_json = well_known.discovery_document(settings)
+    app.static_documents = StaticDocuments(keystore, settings, app.state.discovery_json)
     app.state.db_breaker = DatabaseBreaker(
         settings.db_breaker_failure_threshold,
         settings.db_breaker_recovery_timeout.total_seconds(),

@@ -27,7 +27,13 @@ PG_URL = os.environ.get(
 )
 REQUIRE_PG = os.environ.get("AUTH_TEST_REQUIRE_POSTGRES") == "1"
 TEST_ISSUER = "http://localhost"
-BASE_OPTIONS = {"_env_file": None, "bcrypt_rounds": 4, "keystore_check_interval": 0}
+# Client changes must show at once in tests (the cache has its own test).
+BASE_OPTIONS = {
+    "_env_file": None,
+    "bcrypt_rounds": 4,
+    "keystore_check_interval": 0,
+    "client_cache_ttl": 0,
+}
 
 
 def make_settings(database_url: str, keys_dir: Path, **overrides: object) -> Settings:

@@ -83,6 +83,7 @@ async def get_grant_context(request: Request, session: SessionDep) -> GrantConte
         session=session,
         users=UserRepository(session),
         clients=ClientRepository(session),
+        client_cache=state.client_cache,
         refresh_tokens=RefreshTokenRepository(session),
         tokens=tokens,
         hasher=hasher,

@@ -23,7 +23,16 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 TOKEN_ROUTE = "/oauth2/token"
 # Probes and scrapes arrive every few seconds; their lines go to DEBUG.
-QUIET_ROUTES = frozenset({"/health/live", "/health/ready", "/metrics"})
+QUIET_ROUTES = frozenset(
+    {
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+        "/.well-known/jwks.json",
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    }
+)
 MAX_LOGGED_PATH = 256
 
 
@@ -55,9 +64,9 @@ class RequestContextMiddleware:
             # Starlette's outermost error handler logs the traceback after this
             # returns: leave the request id bound so that line carries it too
             # (uvicorn runs each request in its own task, so nothing leaks).
-            _finish(scope, status, started)
+            finish_request(scope, status, started)
             raise
-        _finish(scope, status, started)
+        finish_request(scope, status, started)
         reset_request(token)
 
 
@@ -77,10 +86,18 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else metrics.UNMATCHED_ROUTE
 
 
-def _finish(scope: Scope, status: int, started: float) -> None:
+def finish_request(
+    scope: Scope,
+    status: int,
+    started: float,
+    *,
+    route: str | None = None,
+    request_id: str | None = None,
+) -> None:
+    """Record a served request: metrics, then the access line."""
     duration = time.perf_counter() - started
     method = scope["method"]
-    route = route_template(scope)
+    route = route or route_template(scope)
     context = current_request()
     metrics.HTTP_LATENCY.labels(method=method, route=route).observe(duration)
     metrics.HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
@@ -90,6 +107,8 @@ def _finish(scope: Scope, status: int, started: float) -> None:
         level = logging.DEBUG
     else:
         level = logging.WARNING if status >= 500 else logging.INFO
+    if not logger.isEnabledFor(level):
+        return
     client = scope.get("client")
     logger.log(
         level,
@@ -103,5 +122,7 @@ def _finish(scope: Scope, status: int, started: float) -> None:
             "client_id": context.client_id if context else None,
             "error": context.error if context else None,
             "client_ip": client[0] if client else None,
+            # Outside RequestContextMiddleware nothing bound the id: pass it.
+            **({"request_id": request_id} if request_id else {}),
         },
     )

@@ -138,6 +138,12 @@ class Settings(BaseSettings):
             raise ValueError("must be a positive number of seconds")
         return value
 
+    client_cache_ttl: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds a client read at the token endpoint is reused "
+        "(0: read every time); client changes reach every process within it.",
+    )
     lockout_threshold: int = Field(
         5, ge=0, description="Failed passwords before an account locks (0: never)."
     )

@@ -9,27 +9,26 @@ from authserver.api.deps import KeyStoreDep, SettingsDep
 from authserver.core.config import Settings
 from authserver.core.security import ALLOWED_ALGS
 from authserver.services.grants import GRANT_HANDLERS
+from authserver.services.keystore import KeyStore
 
 router = APIRouter(tags=["discovery"])
 
 JSON = "application/json"
+JWKS_TYPE = "application/jwk-set+json"
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
+# These routes declare the documents (OpenAPI, direct calls); a running server
+# answers GETs of them in StaticDocuments (api/static_documents.py) before the
+# framework stack, with the same functions below.
 @router.get("/.well-known/jwks.json", summary="Public signing keys (JWK Set)")
 async def jwks(
     request: Request, keystore: KeyStoreDep, settings: SettingsDep
 ) -> Response:
-    view = keystore.view()
-    headers = {
-        "Cache-Control": f"public, max-age={int(settings.jwks_max_age.total_seconds())}",
-        "ETag": view.etag,
-    }
-    if _etag_matches(request.headers.get("if-none-match"), view.etag):
-        return Response(status_code=304, headers=headers)
-    return Response(
-        view.jwks_json, media_type="application/jwk-set+json", headers=headers
+    status, headers, body = jwks_answer(
+        keystore, settings, request.headers.get("if-none-match")
     )
+    return Response(body, status_code=status, headers=headers)
 
 
 @router.get("/.well-known/openid-configuration", summary="OpenID Provider metadata")
@@ -43,6 +42,18 @@ async def openid_configuration(request: Request) -> Response:
 )
 async def oauth_authorization_server(request: Request) -> Response:
     return Response(request.app.state.discovery_json, media_type=JSON)
+
+
+def jwks_answer(
+    keystore: KeyStore, settings: Settings, if_none_match: str | None
+) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of the JWKS: cached bytes, ETag, 304 on a match."""
+    view = keystore.view()
+    max_age = int(settings.jwks_max_age.total_seconds())
+    headers = {"Cache-Control": f"public, max-age={max_age}", "ETag": view.etag}
+    if _etag_matches(if_none_match, view.etag):
+        return 304, headers, b""
+    return 200, {**headers, "Content-Type": JWKS_TYPE}, view.jwks_json
 
 
 def discovery_document(settings: Settings) -> bytes:

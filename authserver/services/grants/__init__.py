@@ -25,7 +25,7 @@ async def exchange(
     form: TokenForm, credentials: ClientCredentials | None, ctx: GrantContext
 ) -> TokenResponse:
     """Run one token request to its response or its OAuthError."""
-    client = await authenticate_client(credentials, ctx.clients)
+    client = await authenticate_client(credentials, ctx.clients, ctx.client_cache)
     handler = GRANT_HANDLERS.get(form.grant_type)
     if handler is None:
         raise UnsupportedGrantTypeError("this grant_type is not supported")

@@ -13,6 +13,7 @@ from authserver.crud.user import LockPolicy, UserRepository
 from authserver.models import Client, RefreshToken, User
 from authserver.schemas.scope import parse_scope
 from authserver.schemas.token import TokenResponse
+from authserver.services.clients import ClientCache
 from authserver.services.passwords import PasswordHasher
 from authserver.services.tokens import TokenService, seconds
 
@@ -27,6 +28,7 @@ class GrantContext:
     session: AsyncSession
     users: UserRepository
     clients: ClientRepository
+    client_cache: ClientCache | None
     refresh_tokens: RefreshTokenRepository
     tokens: TokenService
     hasher: PasswordHasher

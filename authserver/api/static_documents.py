@@ -1,0 +1,66 @@
+"""The public documents (JWKS, discovery), answered before the framework stack.
+
+Resource servers and clients fetch them often and they never touch the
+database: going through every middleware, the router and dependency injection
+would cost several times the work of the answer itself. This path keeps what
+matters of the stack: the X-Request-ID echo, the HTTP metrics and an access
+line (at DEBUG, like health probes: machines polling a cacheable document).
+"""
+
+import time
+
+from starlette.types import Receive, Scope, Send
+
+from authserver.api.observability import finish_request, incoming_request_id
+from authserver.api.v1.well_known import JSON, jwks_answer
+from authserver.core.config import Settings
+from authserver.core.logging import new_request_id
+from authserver.services.keystore import KeyStore
+
+JWKS_PATH = "/.well-known/jwks.json"
+DISCOVERY_PATHS = (
+    "/.well-known/openid-configuration",
+    "/.well-known/oauth-authorization-server",
+)
+PATHS = frozenset({JWKS_PATH, *DISCOVERY_PATHS})
+
+
+class StaticDocuments:
+    def __init__(
+        self, keystore: KeyStore, settings: Settings, discovery_json: bytes
+    ) -> None:
+        self.keystore = keystore
+        self.settings = settings
+        self.discovery_json = discovery_json
+
+    @staticmethod
+    def handles(scope: Scope) -> bool:
+        return (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and scope["path"] in PATHS
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request_id = incoming_request_id(scope) or new_request_id()
+        path = scope["path"]
+        if path == JWKS_PATH:
+            status, headers, body = jwks_answer(
+                self.keystore, self.settings, _header(scope, b"if-none-match")
+            )
+        else:
+            status, headers, body = 200, {"Content-Type": JSON}, self.discovery_json
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        raw.append((b"content-length", str(len(body)).encode()))
+        raw.append((b"x-request-id", request_id.encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+        finish_request(scope, status, started, route=path, request_id=request_id)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
