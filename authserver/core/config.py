@@ -92,7 +92,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, description="Largest accepted request body."
     )
-    db_pool_size: int = Field(10, ge=1, description="Connections per worker.")
+    db_pool_size: int = Field(
+        20,
+        ge=1,
+        description="Pooled PostgreSQL connections per worker (plus half as "
+        "many short-lived overflow ones under bursts).",
+    )
     allow_self_registration: bool = Field(
         False,
         description="Let anyone create a (non-admin) account with "

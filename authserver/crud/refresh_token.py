@@ -3,10 +3,10 @@
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authserver.models import RefreshToken
+from authserver.models import RefreshToken, User
 
 
 class RefreshTokenRepository:
@@ -17,8 +17,20 @@ class RefreshTokenRepository:
         return await self.session.get(RefreshToken, jti)
 
     async def add(self, record: RefreshToken) -> None:
-        self.session.add(record)
-        await self.session.flush()
+        """Insert a new record with one statement (no unit-of-work bookkeeping:
+        the row is written once and never changed through this object)."""
+        values = {c.key: getattr(record, c.key) for c in RefreshToken.__table__.c}
+        await self.session.execute(insert(RefreshToken).values(**values))
+
+    async def get_with_user(self, jti: str) -> tuple[RefreshToken, User] | None:
+        """The record and its user in one round trip (the refresh grant needs both)."""
+        stmt = (
+            select(RefreshToken, User)
+            .join(User, User.id == RefreshToken.user_id)
+            .where(RefreshToken.jti == jti)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return None if row is None else (row[0], row[1])
 
     async def rotate(
         self,

@@ -6,7 +6,6 @@ another client is refused with invalid_grant (§2.1: "the request is refused and
 the client is informed"), and nothing is revoked.
 """
 
-import logging
 from datetime import UTC, datetime
 
 from authserver.core.exceptions import (
@@ -17,6 +16,7 @@ from authserver.core.exceptions import (
 )
 from authserver.models import Client
 from authserver.schemas.revocation import TOKEN_TYPE_HINTS
+from authserver.services import audit
 from authserver.services.token_state import (
     TokenContext,
     access_claims,
@@ -26,7 +26,6 @@ from authserver.services.token_state import (
 )
 
 OTHER_CLIENT = "the token was not issued to this client"
-logger = logging.getLogger(__name__)
 
 
 async def revoke(
@@ -61,8 +60,12 @@ async def _revoke_access(ctx: TokenContext, token: str, client: Client) -> bool:
         raise InvalidGrantError(OTHER_CLIENT, detail=f"access token {jti}")
     expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
     if await ctx.revoked.add(jti, expires_at=expires_at, at=ctx.now):
-        logger.info(
-            "access_token_revoked", extra={"client_id": client.client_id, "jti": jti}
+        await audit.record(
+            ctx.session,
+            "access_token_revoked",
+            subject=str(claims.get("sub")),
+            client_id=client.client_id,
+            jti=jti,
         )
     return True
 
@@ -81,13 +84,13 @@ async def _revoke_refresh(ctx: TokenContext, token: str, client: Client) -> bool
             return True
         raise InvalidGrantError(OTHER_CLIENT, detail=f"refresh token {record.jti}")
     revoked = await ctx.refresh_tokens.revoke_family(record.family_id, at=ctx.now)
-    logger.info(
+    await audit.record(
+        ctx.session,
         "refresh_family_revoked",
-        extra={
-            "client_id": client.client_id,
-            "jti": record.jti,
-            "family_id": str(record.family_id),
-            "revoked": revoked,
-        },
+        subject=str(record.user_id),
+        client_id=client.client_id,
+        jti=record.jti,
+        family_id=str(record.family_id),
+        revoked=revoked,
     )
     return True

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from authserver.crud.audit import AuditRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.revoked_token import RevokedTokenRepository
 from authserver.models import RevokedToken
@@ -228,3 +229,22 @@ async def test_purge_forgets_long_expired_entries(api, session_factory):
     async with session_factory() as session:
         kept = set(await session.scalars(select(RevokedToken.jti)))
     assert kept == {"recent", "live"}
+
+
+async def test_revocations_are_audited(api, session_factory):
+    client = await make_client(session_factory)
+    user = await make_user(session_factory)
+    issued = await user_tokens(api, client, user.username)
+
+    await revoke(api, client, issued["access_token"])
+    await revoke(api, client, issued["refresh_token"])
+
+    async with session_factory() as session:
+        events = await AuditRepository(session).list(subject=str(user.id))
+    revoked = {e.event: e for e in events if e.event.endswith("_revoked")}
+    assert set(revoked) == {"access_token_revoked", "refresh_family_revoked"}
+    assert all(e.client_id == client.client_id for e in revoked.values())
+    assert (
+        revoked["access_token_revoked"].detail["jti"]
+        == unverified(issued["access_token"])[1]["jti"]
+    )

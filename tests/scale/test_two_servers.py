@@ -166,3 +166,56 @@ def _kid(token: str) -> str:
     return str(
         json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
     )
+
+
+async def test_user_disabled_through_one_is_refused_by_the_other(cluster):
+    a, b = cluster["urls"]
+    factory = cluster["session_factory"]
+    admin_client = await make_client(factory, scopes=("profile", "admin"))
+    app_client = await make_client(factory)
+    admin = await make_user(factory, is_admin=True)
+    user = await make_user(factory)
+    async with httpx2.AsyncClient(timeout=10) as http:
+        admin_login = await _token(
+            http,
+            a,
+            admin_client.basic_auth,
+            grant_type="password",
+            username=admin.username,
+            password=DEFAULT_PASSWORD,
+            scope="admin",
+        )
+        user_login = await _token(
+            http,
+            b,
+            app_client.basic_auth,
+            grant_type="password",
+            username=user.username,
+            password=DEFAULT_PASSWORD,
+        )
+        assert admin_login.status_code == user_login.status_code == 200
+
+        disabled = await http.patch(
+            f"{a}/api/v1/users/{user.id}",
+            json={"is_active": False},
+            headers={"Authorization": f"Bearer {admin_login.json()['access_token']}"},
+        )
+        assert disabled.status_code == 200, disabled.text
+
+        refresh_at_b = await _token(
+            http,
+            b,
+            app_client.basic_auth,
+            grant_type="refresh_token",
+            refresh_token=user_login.json()["refresh_token"],
+        )
+        login_at_b = await _token(
+            http,
+            b,
+            app_client.basic_auth,
+            grant_type="password",
+            username=user.username,
+            password=DEFAULT_PASSWORD,
+        )
+    assert refresh_at_b.json()["error"] == "invalid_grant"
+    assert login_at_b.json()["error"] == "invalid_grant"

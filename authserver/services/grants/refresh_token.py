@@ -42,13 +42,16 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     except TokenError as exc:
         raise InvalidGrantError(INVALID, detail=str(exc)) from None
 
-    record = await ctx.refresh_tokens.get(str(claims["jti"]))
-    if record is None or record.client_id != client.id:
-        raise InvalidGrantError(INVALID, detail="unknown jti or another client's token")
+    found = await ctx.refresh_tokens.get_with_user(str(claims["jti"]))
+    if found is None or found[0].client_id != client.id:
+        raise InvalidGrantError(
+            INVALID, detail="unknown jti, deleted user or another client's token"
+        )
+    record, user = found
     if record.rotated_at is not None or record.revoked_at is not None:
         return await _retry_or_reuse(ctx, client, record, presented)
 
-    user = await _live_user(ctx, record)
+    _check_live(ctx, record, user)
     granted = record.scope.split()
     still_allowed = [s for s in granted if s in client.scopes]
     still_allowed = scopes_for_user(still_allowed, user, explicit=False)
@@ -88,15 +91,13 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     return response
 
 
-async def _live_user(ctx: GrantContext, record: RefreshToken) -> User:
+def _check_live(ctx: GrantContext, record: RefreshToken, user: User) -> None:
     if record.family_expires_at <= ctx.now:
         raise InvalidGrantError(INVALID, detail="family past its absolute lifetime")
-    user = await ctx.users.get(record.user_id)
-    if user is None or not user.is_active:
-        raise InvalidGrantError(INVALID, detail="user disabled or deleted")
+    if not user.is_active:
+        raise InvalidGrantError(INVALID, detail="user disabled")
     if user.password_changed_at > record.issued_at:
         raise InvalidGrantError(INVALID, detail="password changed after issue")
-    return user
 
 
 def _narrow(requested: str | None, granted: list[str]) -> list[str]:
