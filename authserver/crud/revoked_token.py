@@ -19,6 +19,11 @@ class RevokedTokenRepository:
         stmt = select(RevokedToken).where(RevokedToken.jti == jti)
         return await self.session.scalar(stmt)
 
+    async def any_of(self, keys: list[str]) -> bool:
+        """Whether any of these keys (a jti, a refresh family id) is deny-listed."""
+        stmt = select(RevokedToken.jti).where(RevokedToken.jti.in_(keys)).limit(1)
+        return await self.session.scalar(stmt) is not None
+
     async def add(self, jti: str, *, expires_at: datetime, at: datetime) -> bool:
         """Deny-list a jti; False when it already was (concurrent revocations agree)."""
         values = {"jti": jti, "expires_at": expires_at, "revoked_at": at}

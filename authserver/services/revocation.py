@@ -17,6 +17,7 @@ from authserver.core.exceptions import (
 from authserver.models import Client
 from authserver.schemas.revocation import TOKEN_TYPE_HINTS
 from authserver.services import audit
+from authserver.services.families import revoke_family
 from authserver.services.token_state import (
     TokenContext,
     access_claims,
@@ -83,7 +84,9 @@ async def _revoke_refresh(ctx: TokenContext, token: str, client: Client) -> bool
         if await live_refresh_user(ctx, record) is None:
             return True
         raise InvalidGrantError(OTHER_CLIENT, detail=f"refresh token {record.jti}")
-    revoked = await ctx.refresh_tokens.revoke_family(record.family_id, at=ctx.now)
+    revoked = await revoke_family(
+        ctx.session, record.family_id, at=ctx.now, access_ttl=ctx.tokens.access_ttl
+    )
     await audit.record(
         ctx.session,
         "refresh_family_revoked",

@@ -90,7 +90,9 @@ async def validate_access(
     except TokenError as exc:
         raise InvalidTokenError(INVALID, detail=str(exc)) from None
     jti, subject = str(claims["jti"]), str(claims["sub"])
-    if await ctx.revoked.get(jti) is not None:
+    # One query for the token itself and the refresh family it came from.
+    deny_keys = [jti, str(claims["sid"])] if claims.get("sid") else [jti]
+    if await ctx.revoked.any_of(deny_keys):
         raise InvalidTokenError(INVALID, detail=f"revoked access token {jti}")
     client_id = str(claims.get("client_id", ""))
     client = await ctx.clients.get_by_client_id(client_id)

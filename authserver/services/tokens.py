@@ -41,6 +41,7 @@ class TokenService:
         scope: str,
         audience: str | None,
         now: datetime,
+        session_id: str | None = None,
     ) -> MintedToken:
         expires_at = now + self.access_ttl
         jti = str(uuid.uuid4())
@@ -54,6 +55,9 @@ class TokenService:
             "client_id": client_id,
             "scope": scope,
         }
+        if session_id is not None:
+            # The refresh family it came from: revoking the family ends it too.
+            claims["sid"] = session_id
         return self._sign(claims, ACCESS_TOKEN_TYP, jti, expires_at, now)
 
     def mint_refresh(

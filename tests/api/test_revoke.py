@@ -76,7 +76,7 @@ async def test_revoking_twice_is_fine(api, session_factory):
 
     async with session_factory() as session:
         count = await session.scalar(select(func.count()).select_from(RevokedToken))
-    assert count == 1
+    assert count == 2  # the access token's jti and its refresh family, once each
 
 
 @pytest.mark.parametrize(
@@ -248,3 +248,24 @@ async def test_revocations_are_audited(api, session_factory):
         revoked["access_token_revoked"].detail["jti"]
         == unverified(issued["access_token"])[1]["jti"]
     )
+
+
+async def test_revoking_a_family_ends_its_access_tokens(api, session_factory):
+    client = await make_client(session_factory)
+    user = await make_user(session_factory)
+    first = await user_tokens(api, client, user.username)
+    second = tokens(await refresh_grant(api, client, first["refresh_token"]))
+    other_login = await user_tokens(api, client, user.username)
+
+    await revoke(api, client, second["refresh_token"], token_type_hint="refresh_token")
+
+    for issued in (first, second):
+        assert unverified(issued["access_token"])[1]["sid"]
+        me = await api.get(ME_URL, headers=bearer(issued["access_token"]))
+        assert me.status_code == 401
+        assert (await introspect(api, client, issued["access_token"])) == {
+            "active": False
+        }
+    # Another login of the same user is another family: untouched.
+    other = await api.get(ME_URL, headers=bearer(other_login["access_token"]))
+    assert other.status_code == 200

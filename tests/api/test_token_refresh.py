@@ -301,3 +301,21 @@ async def test_public_client_refreshes_with_client_id(api, session_factory):
     assert tokens(await refresh_grant(api, client, first["refresh_token"]))[
         "access_token"
     ]
+
+
+async def test_reuse_also_ends_the_familys_access_tokens(
+    api, session_factory, app, clock
+):
+    client, _, first = await login(api, session_factory)
+    second = tokens(await refresh_grant(api, client, first["refresh_token"]))
+    clock(timedelta(seconds=11))
+
+    assert_oauth_error(
+        await refresh_grant(api, client, first["refresh_token"]), 400, "invalid_grant"
+    )
+
+    me = await api.get(
+        "/api/v1/users/me",
+        headers={"Authorization": f"Bearer {second['access_token']}"},
+    )
+    assert me.status_code == 401

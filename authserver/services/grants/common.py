@@ -81,6 +81,7 @@ def mint_response(
         scope=scope,
         audience=client.audience,
         now=ctx.now,
+        session_id=str(refresh.family_id) if refresh is not None else None,
     )
     response = TokenResponse(
         access_token=access.token,

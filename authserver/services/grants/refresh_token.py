@@ -21,6 +21,7 @@ from authserver.models import Client, RefreshToken, User
 from authserver.schemas.scope import parse_scope
 from authserver.schemas.token import TokenForm, TokenResponse
 from authserver.services import audit
+from authserver.services.families import revoke_family
 from authserver.services.grants.common import (
     GrantContext,
     mint_response,
@@ -133,7 +134,9 @@ async def _retry_or_reuse(
             await ctx.session.rollback()
             logger.info("refresh_token_retry_answered", extra={"jti": jti})
             return TokenResponse.model_validate(answer)
-    revoked = await ctx.refresh_tokens.revoke_family(record.family_id, at=ctx.now)
+    revoked = await revoke_family(
+        ctx.session, record.family_id, at=ctx.now, access_ttl=ctx.tokens.access_ttl
+    )
     await audit.record(
         ctx.session,
         "refresh_token_reuse_detected",
