@@ -9,6 +9,7 @@ from authserver.api.deps import (
     client_credentials,
 )
 from authserver.api.errors import NO_STORE
+from authserver.api.openapi import SECRET, STRING, form_body
 from authserver.schemas.introspection import IntrospectionResponse
 from authserver.schemas.token import OAuthErrorResponse
 from authserver.services.clients import authenticate_client
@@ -16,25 +17,7 @@ from authserver.services.introspection import introspect
 
 router = APIRouter(tags=["oauth2"])
 
-INTROSPECTION_FORM_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "required": ["token"],
-                    "properties": {
-                        "token": {"type": "string"},
-                        "token_type_hint": {"type": "string"},
-                        "client_id": {"type": "string"},
-                        "client_secret": {"type": "string", "format": "password"},
-                    },
-                }
-            }
-        },
-    }
-}
+INTROSPECTION_FORM_SCHEMA = form_body(["token"], token=SECRET, token_type_hint=STRING)
 
 
 @router.post(

@@ -8,34 +8,18 @@ from authserver.api.deps import (
     client_credentials,
 )
 from authserver.api.errors import NO_STORE
+from authserver.api.openapi import SECRET, form_body
 from authserver.schemas.token import OAuthErrorResponse
 from authserver.services.clients import authenticate_client
 from authserver.services.revocation import revoke
 
 router = APIRouter(tags=["oauth2"])
 
-REVOCATION_FORM_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "required": ["token"],
-                    "properties": {
-                        "token": {"type": "string"},
-                        "token_type_hint": {
-                            "type": "string",
-                            "enum": ["access_token", "refresh_token"],
-                        },
-                        "client_id": {"type": "string"},
-                        "client_secret": {"type": "string", "format": "password"},
-                    },
-                }
-            }
-        },
-    }
-}
+REVOCATION_FORM_SCHEMA = form_body(
+    ["token"],
+    token=SECRET,
+    token_type_hint={"type": "string", "enum": ["access_token", "refresh_token"]},
+)
 
 
 @router.post(

@@ -5,36 +5,20 @@ from fastapi.responses import JSONResponse
 
 from authserver.api.deps import GrantContextDep, TokenFormDep, client_credentials
 from authserver.api.errors import NO_STORE
+from authserver.api.openapi import SECRET, STRING, form_body
 from authserver.schemas.token import OAuthErrorResponse, TokenResponse
 from authserver.services.grants import GRANT_HANDLERS, exchange
 
 router = APIRouter(tags=["oauth2"])
 
-TOKEN_FORM_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "required": ["grant_type"],
-                    "properties": {
-                        "grant_type": {
-                            "type": "string",
-                            "enum": sorted(GRANT_HANDLERS),
-                        },
-                        "username": {"type": "string"},
-                        "password": {"type": "string", "format": "password"},
-                        "refresh_token": {"type": "string"},
-                        "scope": {"type": "string"},
-                        "client_id": {"type": "string"},
-                        "client_secret": {"type": "string", "format": "password"},
-                    },
-                }
-            }
-        },
-    }
-}
+TOKEN_FORM_SCHEMA = form_body(
+    ["grant_type"],
+    grant_type={"type": "string", "enum": sorted(GRANT_HANDLERS)},
+    username=STRING,
+    password=SECRET,
+    refresh_token=SECRET,
+    scope=STRING,
+)
 
 
 @router.post(
