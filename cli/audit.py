@@ -9,6 +9,7 @@ from authserver.crud.audit import AuditRepository
 from authserver.models import AuditEvent
 from authserver.services.users import UserService
 from cli.common import (
+    JsonOpt,
     add_row,
     fail,
     open_session,
@@ -46,9 +47,7 @@ def list_events(
     limit: Annotated[
         int, typer.Option(min=1, max=10_000, help="Most events shown.")
     ] = 100,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print JSON only (scripts).")
-    ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show audit events, newest first.
 

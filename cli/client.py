@@ -19,6 +19,7 @@ from authserver.services.clients import (
     rotate_client_secret,
 )
 from cli.common import (
+    JsonOpt,
     add_row,
     build,
     confirm,
@@ -42,7 +43,6 @@ app = typer.Typer(
 )
 
 ClientArg = Annotated[str, typer.Argument(metavar="CLIENT_ID", help="The client_id.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON only (scripts).")]
 
 DEFAULT_GRANTS = ["password", "refresh_token"]
 DEFAULT_SCOPES = ["openid", "profile", "email"]

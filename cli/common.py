@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from alembic.script import ScriptDirectory
@@ -36,6 +36,9 @@ from authserver.services.keystore import KeyStoreError
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+
+# `--json` on every listing and create command: JSON only on stdout, for scripts.
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON only (scripts).")]
 
 console = Console()
 err_console = Console(stderr=True)

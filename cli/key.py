@@ -22,6 +22,7 @@ from authserver.services.keystore import (
     signing_record,
 )
 from cli.common import (
+    JsonOpt,
     add_row,
     fail,
     note,
@@ -41,8 +42,6 @@ app = typer.Typer(
     "Example: authctl key rotate",
     no_args_is_help=True,
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON only (scripts).")]
 
 
 @app.command("list")

@@ -18,6 +18,7 @@ from authserver.schemas.user import UserCreate, UserRead
 from authserver.services.passwords import PasswordHasher
 from authserver.services.users import UserService
 from cli.common import (
+    JsonOpt,
     add_row,
     build,
     confirm,
@@ -42,7 +43,6 @@ app = typer.Typer(
 )
 
 UserArg = Annotated[str, typer.Argument(metavar="USER", help="Username or UUID.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON only (scripts).")]
 PasswordStdinOpt = Annotated[
     bool,
     typer.Option(

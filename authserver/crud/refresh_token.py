@@ -3,9 +3,10 @@
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import CursorResult, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authserver.crud.common import rowcount
 from authserver.models import RefreshToken, User
 
 
@@ -63,7 +64,7 @@ class RefreshTokenRepository:
             .execution_options(synchronize_session=False)
         )
         result = await self.session.execute(stmt)
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def revoke_family(self, family_id: uuid.UUID, *, at: datetime) -> int:
         """Revoke every live token of a family in one statement (no lock-order races)."""
@@ -75,7 +76,7 @@ class RefreshTokenRepository:
             .values(revoked_at=at, retry_blob=None, retry_until=None)
             .execution_options(synchronize_session=False)
         )
-        return _rowcount(await self.session.execute(stmt))
+        return rowcount(await self.session.execute(stmt))
 
     async def revoke_for_user(self, user_id: uuid.UUID, *, at: datetime) -> int:
         stmt = (
@@ -84,7 +85,7 @@ class RefreshTokenRepository:
             .values(revoked_at=at, retry_blob=None, retry_until=None)
             .execution_options(synchronize_session=False)
         )
-        return _rowcount(await self.session.execute(stmt))
+        return rowcount(await self.session.execute(stmt))
 
     async def purge(self, *, now: datetime, keep_expired_for: timedelta) -> int:
         """Drop closed retry answers and long-expired records; return rows deleted."""
@@ -99,9 +100,4 @@ class RefreshTokenRepository:
             .where(RefreshToken.expires_at < now - keep_expired_for)
             .execution_options(synchronize_session=False)
         )
-        return _rowcount(result)
-
-
-def _rowcount(result: object) -> int:
-    assert isinstance(result, CursorResult)
-    return result.rowcount
+        return rowcount(result)

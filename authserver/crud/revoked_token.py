@@ -2,11 +2,12 @@
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authserver.crud.common import rowcount
 from authserver.models import RevokedToken
 
 
@@ -33,7 +34,7 @@ class RevokedTokenRepository:
         else:
             lite = sqlite_insert(RevokedToken).values(values).on_conflict_do_nothing()
             result = await self.session.execute(lite)
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def purge(self, *, now: datetime, keep_expired_for: timedelta) -> int:
         """Forget entries whose tokens expired long ago; return rows deleted."""
@@ -42,9 +43,4 @@ class RevokedTokenRepository:
             .where(RevokedToken.expires_at < now - keep_expired_for)
             .execution_options(synchronize_session=False)
         )
-        return _rowcount(result)
-
-
-def _rowcount(result: object) -> int:
-    assert isinstance(result, CursorResult)
-    return result.rowcount
+        return rowcount(result)

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authserver.core.exceptions import AlreadyExistsError
+from authserver.crud.common import rowcount
 from authserver.models import User
 from authserver.schemas.user import UserCreate, username_key
 
@@ -107,7 +108,7 @@ class UserRepository:
             .execution_options(synchronize_session=False)
         )
         result = await self.session.execute(stmt)
-        return getattr(result, "rowcount", 0) == 1
+        return rowcount(result) == 1
 
     async def register_failed_login(
         self, user: User, *, now: datetime, lock_for: LockPolicy
