@@ -23,6 +23,7 @@ async def record(
     *,
     subject: str | None = None,
     client_id: str | None = None,
+    level: int = logging.INFO,
     **detail: Any,
 ) -> None:
     origin = current_origin.get()
@@ -38,7 +39,8 @@ async def record(
             detail=detail or None,
         )
     )
-    logger.info(
+    logger.log(
+        level,
         event,
         extra={
             "audit": True,

@@ -143,18 +143,12 @@ async def _retry_or_reuse(
         subject=str(record.user_id),
         client_id=client.client_id,
         family_id=str(record.family_id),
+        jti=record.jti,
         revoked=revoked,
+        level=logging.WARNING,  # the audit record is also the one log line
     )
     await ctx.session.commit()
     REFRESH_TOKEN_REUSE.inc()
-    logger.warning(
-        "refresh_token_reuse_detected",
-        extra={
-            "jti": record.jti,
-            "family_id": str(record.family_id),
-            "revoked": revoked,
-        },
-    )
     raise InvalidGrantError(INVALID, detail=f"reuse of rotated token {record.jti}")
 
 
