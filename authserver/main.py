@@ -14,6 +14,7 @@ from authserver.api.errors import register_error_handlers
 from authserver.api.middleware import BodySizeLimitMiddleware
 from authserver.api.observability import RequestContextMiddleware
 from authserver.api.static_documents import StaticDocuments
+from authserver.api.token_endpoint import TokenEndpoint
 from authserver.api.v1 import (
     health,
     introspect,
@@ -42,15 +43,19 @@ PURGE_INTERVAL_SECONDS = 300.0
 
 
 class AuthServerApp(FastAPI):
-    """FastAPI, with the public documents answered ahead of the stack."""
+    """FastAPI, with the hot paths answered ahead of the stack: the public
+    documents (JWKS, discovery) and the token endpoint."""
 
     static_documents: StaticDocuments | None = None
+    token_endpoint: TokenEndpoint | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.static_documents is not None and StaticDocuments.handles(scope):
+        if self.token_endpoint is not None and TokenEndpoint.handles(scope):
+            await self.token_endpoint(scope, receive, send)
+        elif self.static_documents is not None and StaticDocuments.handles(scope):
             await self.static_documents(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -95,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.client_cache = ClientCache(settings.client_cache_ttl)
     app.state.discovery_json = well_known.discovery_document(settings)
     app.static_documents = StaticDocuments(keystore, settings, app.state.discovery_json)
+    app.token_endpoint = app.state.token_endpoint = TokenEndpoint(app.state)
     app.state.db_breaker = DatabaseBreaker(
         settings.db_breaker_failure_threshold,
         settings.db_breaker_recovery_timeout.total_seconds(),

@@ -6,7 +6,7 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Protocol, TypeVar
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qsl, unquote_plus
 
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -44,6 +44,8 @@ from authserver.services.users import UserService
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# No OAuth request has more than a handful of parameters.
+MAX_FORM_FIELDS = 32
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -72,47 +74,32 @@ async def get_keystore(request: Request) -> KeyStore:
 KeyStoreDep = Annotated[KeyStore, Depends(get_keystore)]
 
 
-async def get_grant_context(request: Request, session: SessionDep) -> GrantContext:
-    # async: a sync dependency would cost every token request a thread hop.
-    state = request.app.state
-    settings: Settings = state.settings
-    tokens: TokenService = state.tokens
-    hasher: PasswordHasher = state.hasher
-    current_origin.set(Origin(ip=request.client.host if request.client else None))
-    return GrantContext(
-        session=session,
-        users=UserRepository(session),
-        clients=ClientRepository(session),
-        client_cache=state.client_cache,
-        refresh_tokens=RefreshTokenRepository(session),
-        tokens=tokens,
-        hasher=hasher,
-        refresh_ttl=settings.refresh_token_ttl,
-        refresh_max_lifetime=settings.refresh_token_max_lifetime,
-        retry_window=settings.refresh_retry_window,
-        lock_policy=LockPolicy(
-            settings.lockout_threshold, settings.lockout_base, settings.lockout_max
-        ),
-        now=datetime.now(UTC),
-    )
-
-
-GrantContextDep = Annotated[GrantContext, Depends(get_grant_context)]
-
-
 async def read_oauth_form(request: Request) -> dict[str, str]:
-    """The form of an OAuth endpoint: urlencoded, each parameter at most once.
+    """The form of an OAuth endpoint (see parse_oauth_form)."""
+    return parse_oauth_form(request.headers.get("content-type"), await request.body())
+
+
+def parse_oauth_form(content_type: str | None, body: bytes) -> dict[str, str]:
+    """The form of an OAuth endpoint: urlencoded UTF-8, each parameter at most once.
 
     Empty parameters count as omitted (RFC 6749 §3.1).
     """
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type != FORM_CONTENT_TYPE:
         raise InvalidRequestError(f"the body must be {FORM_CONTENT_TYPE}")
-    form = await request.form()
+    try:
+        pairs = parse_qsl(
+            body.decode(),
+            keep_blank_values=True,
+            errors="strict",
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except UnicodeDecodeError:
+        raise InvalidRequestError("the body is not valid UTF-8") from None
+    except ValueError:  # more fields than max_num_fields
+        raise InvalidRequestError("too many parameters") from None
     params: dict[str, str] = {}
-    for name, value in form.multi_items():
-        if not isinstance(value, str):
-            raise InvalidRequestError("file uploads are not accepted")
+    for name, value in pairs:
         if name in params:
             raise InvalidRequestError(f"parameter {name[:40]} is repeated")
         params[name] = value

@@ -130,6 +130,16 @@ async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "server_error"}, status_code=500, headers=headers)
 
 
+async def render_error(request: Request, exc: Exception) -> Response:
+    """The answer the registered handlers give `exc`, for a path served ahead
+    of the framework stack (the token endpoint)."""
+    if isinstance(exc, OAuthError):
+        return await oauth_error_handler(request, exc)
+    if isinstance(exc, SQLAlchemyError) or is_connection_failure(exc):
+        return await database_error_handler(request, exc)
+    return await unhandled_error_handler(request, exc)
+
+
 def _invalid_request(exc: RequestValidationError) -> OAuthError:
     first = exc.errors()[0] if exc.errors() else {}
     field = str(first.get("loc", ["", "request"])[-1])

@@ -27,10 +27,10 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared = content_length(scope)
         if declared is not None and declared > self.max_bytes:
             annotate_request(error="invalid_request")
-            await _reject(send)
+            await reject_too_large(send)
             return
         received = 0
 
@@ -46,7 +46,7 @@ class BodySizeLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
 
-def _content_length(scope: Scope) -> int | None:
+def content_length(scope: Scope) -> int | None:
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
@@ -56,7 +56,11 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _reject(send: Send) -> None:
+async def reject_too_large(
+    send: Send, extra_headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """413 without reading the body, and close: the unread body must not be
+    taken for the next request on this connection."""
     await send(
         {
             "type": "http.response.start",
@@ -67,6 +71,7 @@ async def _reject(send: Send) -> None:
                 (b"cache-control", b"no-store"),
                 (b"pragma", b"no-cache"),
                 (b"connection", b"close"),
+                *(extra_headers or []),
             ],
         }
     )

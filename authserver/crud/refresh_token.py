@@ -1,13 +1,76 @@
 """Refresh-token records: single-use rotation and family revocation in SQL."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authserver.crud.common import rowcount
+from authserver.db.session import dialect_name
 from authserver.models import RefreshToken, User
+
+_TOKENS = cast(Table, RefreshToken.__table__)
+_USERS = cast(Table, User.__table__)
+
+
+@dataclass(frozen=True)
+class TokenOwner:
+    """What a refresh needs to know of the token's user (no password hash)."""
+
+    id: uuid.UUID
+    is_active: bool
+    is_admin: bool
+    password_changed_at: datetime
+
+
+# The refresh grant's two statements, built once: Core on the tables, not the
+# ORM (these run on every refresh; see docs/benchmarks.md).
+_FIND_FOR_ROTATION = (
+    select(
+        _TOKENS,
+        _USERS.c.is_active.label("owner_is_active"),
+        _USERS.c.is_admin.label("owner_is_admin"),
+        _USERS.c.password_changed_at.label("owner_password_changed_at"),
+    )
+    .join(_USERS, _USERS.c.id == _TOKENS.c.user_id)
+    .where(_TOKENS.c.jti == bindparam("jti"))
+)
+_CONSUME = (
+    update(_TOKENS)
+    .where(
+        _TOKENS.c.jti == bindparam("parent_jti"),
+        _TOKENS.c.rotated_at.is_(None),
+        _TOKENS.c.revoked_at.is_(None),
+    )
+    .values(
+        rotated_at=bindparam("at"),
+        replaced_by=bindparam("child_jti"),
+        retry_blob=bindparam("retry_blob"),
+        retry_until=bindparam("retry_until"),
+    )
+)
+# Columns a new record sets; the rest (rotation and revocation) start NULL.
+_CHILD_COLUMNS = [
+    c
+    for c in _TOKENS.c
+    if c.key
+    not in {"rotated_at", "replaced_by", "revoked_at", "retry_blob", "retry_until"}
+]
+# PostgreSQL: consume the parent and insert its child in ONE statement. A
+# data-modifying CTE is atomic on its own, needs no transaction round trips,
+# and inserts nothing when the UPDATE matched no row (a concurrent rotation).
+_CONSUME_AND_INSERT = insert(_TOKENS).from_select(
+    [c.key for c in _CHILD_COLUMNS],
+    select(
+        *[
+            bindparam("child_jti" if c.key == "jti" else f"child_{c.key}", type_=c.type)
+            for c in _CHILD_COLUMNS
+        ]
+    ).select_from(_CONSUME.returning(_TOKENS.c.jti).cte("consumed")),
+)
 
 
 class RefreshTokenRepository:
@@ -23,48 +86,58 @@ class RefreshTokenRepository:
         values = {c.key: getattr(record, c.key) for c in RefreshToken.__table__.c}
         await self.session.execute(insert(RefreshToken).values(**values))
 
-    async def get_with_user(self, jti: str) -> tuple[RefreshToken, User] | None:
-        """The record and its user in one round trip (the refresh grant needs both)."""
-        stmt = (
-            select(RefreshToken, User)
-            .join(User, User.id == RefreshToken.user_id)
-            .where(RefreshToken.jti == jti)
+    async def find_for_rotation(
+        self, jti: str
+    ) -> tuple[RefreshToken, TokenOwner] | None:
+        """The record (detached: not tracked by the session) and its owner."""
+        row = (await self.session.execute(_FIND_FOR_ROTATION, {"jti": jti})).first()
+        if row is None:
+            return None
+        values = row._mapping
+        record = RefreshToken(**{c.key: values[c.key] for c in _TOKENS.c})
+        owner = TokenOwner(
+            id=record.user_id,
+            is_active=values["owner_is_active"],
+            is_admin=values["owner_is_admin"],
+            password_changed_at=values["owner_password_changed_at"],
         )
-        row = (await self.session.execute(stmt)).first()
-        return None if row is None else (row[0], row[1])
+        return record, owner
 
-    async def rotate(
+    async def rotate_into(
         self,
-        jti: str,
+        parent_jti: str,
+        child: RefreshToken,
         *,
-        child_jti: str,
         at: datetime,
         retry_blob: bytes | None,
         retry_until: datetime | None,
     ) -> bool:
-        """Mark a live token used; False if it was already used or revoked.
+        """Mark a live token used and store its child, atomically.
 
-        One conditional UPDATE: of two concurrent rotations exactly one matches
-        (PostgreSQL re-checks the WHERE after the first commits; SQLite runs
-        writers one at a time).
+        False, with nothing written, when the parent was already used or
+        revoked. The conditional UPDATE is the single-use guard: of two
+        concurrent rotations exactly one matches (PostgreSQL re-checks the
+        WHERE after the first commits; SQLite runs writers one at a time).
+        PostgreSQL runs both in one statement; SQLite, which has no
+        data-modifying CTEs, runs them in the session's transaction.
         """
-        stmt = (
-            update(RefreshToken)
-            .where(
-                RefreshToken.jti == jti,
-                RefreshToken.rotated_at.is_(None),
-                RefreshToken.revoked_at.is_(None),
-            )
-            .values(
-                rotated_at=at,
-                replaced_by=child_jti,
-                retry_blob=retry_blob,
-                retry_until=retry_until,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        result = await self.session.execute(stmt)
-        return rowcount(result) == 1
+        params: dict[str, Any] = {
+            "parent_jti": parent_jti,
+            "child_jti": child.jti,
+            "at": at,
+            "retry_blob": retry_blob,
+            "retry_until": retry_until,
+        }
+        if dialect_name(self.session) == "postgresql":
+            for column in _CHILD_COLUMNS:
+                if column.key != "jti":
+                    params[f"child_{column.key}"] = getattr(child, column.key)
+            result = await self.session.execute(_CONSUME_AND_INSERT, params)
+            return rowcount(result) == 1
+        if rowcount(await self.session.execute(_CONSUME, params)) != 1:
+            return False
+        await self.add(child)
+        return True
 
     async def revoke_family(self, family_id: uuid.UUID, *, at: datetime) -> int:
         """Revoke every live token of a family in one statement (no lock-order races)."""

@@ -73,6 +73,29 @@ async def ping(factory: SessionFactory, timeout: float) -> None:
             await session.execute(text("SELECT 1"))
 
 
+def dialect_name(session: AsyncSession) -> str:
+    """ "postgresql" or "sqlite": for the few statements written per backend."""
+    bind = session.bind
+    assert bind is not None, "sessions come from a factory bound to the engine"
+    return bind.dialect.name
+
+
+async def use_autocommit(session: AsyncSession) -> None:
+    """On PostgreSQL, run the session's statements outside a transaction.
+
+    For a path whose every write is a single atomic statement, this saves the
+    BEGIN and COMMIT round trips. It lasts until the session is committed or
+    closed: a path that then needs a transaction closes the session first.
+    On SQLite it does nothing: there every transaction takes the one write
+    lock up front (BEGIN IMMEDIATE), which such a path relies on instead.
+    """
+    if dialect_name(session) != "postgresql":
+        return
+    if session.in_transaction():
+        await session.commit()  # a read done before (the client lookup)
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 @asynccontextmanager
 async def session_scope(settings: Settings) -> AsyncIterator[AsyncSession]:
     """One engine and session for a CLI command; rolled back unless committed."""

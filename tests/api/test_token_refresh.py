@@ -1,7 +1,6 @@
 """Refresh grant (RFC 6749 §6): rotation, retry window, reuse detection."""
 
 import base64
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -11,13 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx2
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from authserver.api.deps import SessionDep, get_grant_context
 from authserver.main import create_app
-from authserver.services.grants.common import GrantContext
 from tests.api.helpers import assert_oauth_error, password_grant, refresh_grant, tokens
 from tests.conftest import TEST_ISSUER
 from tests.factories import make_client, make_user, user_service
@@ -124,18 +121,8 @@ async def test_family_cannot_outlive_its_absolute_lifetime(
     async with app_with(settings, **short) as capped:
         client, _, first = await login(capped, session_factory)
         offset = timedelta(0)
-
-        async def context(request: Request, session: SessionDep) -> GrantContext:
-            ctx = await get_grant_context(request, session)
-            return dataclasses.replace(
-                ctx,
-                now=datetime.now(UTC) + offset,
-                refresh_ttl=short["refresh_token_ttl"],
-                refresh_max_lifetime=short["refresh_token_max_lifetime"],
-            )
-
         capped_app = capped._transport.app  # type: ignore[attr-defined]
-        capped_app.dependency_overrides[get_grant_context] = context
+        capped_app.state.token_endpoint.clock = lambda: datetime.now(UTC) + offset
         offset = timedelta(seconds=90)
         second = tokens(await refresh_grant(capped, client, first["refresh_token"]))
         offset = timedelta(seconds=140)

@@ -1,13 +1,11 @@
 """POST /oauth2/token (RFC 6749 §3.2)."""
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
 
-from authserver.api.deps import GrantContextDep, TokenFormDep, client_credentials
-from authserver.api.errors import NO_STORE
 from authserver.api.openapi import SECRET, STRING, form_body
+from authserver.api.token_endpoint import TOKEN_PATH, TokenEndpoint
 from authserver.schemas.token import OAuthErrorResponse, TokenResponse
-from authserver.services.grants import GRANT_HANDLERS, exchange
+from authserver.services.grants import GRANT_HANDLERS
 
 router = APIRouter(tags=["oauth2"])
 
@@ -22,7 +20,7 @@ TOKEN_FORM_SCHEMA = form_body(
 
 
 @router.post(
-    "/oauth2/token",
+    TOKEN_PATH,
     response_model=TokenResponse,
     response_model_exclude_none=True,
     responses={
@@ -32,8 +30,8 @@ TOKEN_FORM_SCHEMA = form_body(
     openapi_extra=TOKEN_FORM_SCHEMA,
     summary="Token endpoint: password, refresh_token and client_credentials grants",
 )
-async def token(
-    request: Request, form: TokenFormDep, ctx: GrantContextDep
-) -> JSONResponse:
-    response = await exchange(form, client_credentials(request, form), ctx)
-    return JSONResponse(response.model_dump(exclude_none=True), headers=NO_STORE)
+async def token(request: Request) -> Response:
+    # The app answers this path ahead of the stack (authserver.main); the route
+    # is its OpenAPI description and answers through the very same code.
+    endpoint: TokenEndpoint = request.app.state.token_endpoint
+    return await endpoint.respond(request)

@@ -10,7 +10,7 @@ from authserver.core.exceptions import InvalidScopeError
 from authserver.crud.client import ClientRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.user import LockPolicy, UserRepository
-from authserver.models import Client, RefreshToken, User
+from authserver.models import Client, RefreshToken
 from authserver.schemas.scope import parse_scope
 from authserver.schemas.token import TokenResponse
 from authserver.services.clients import ClientCache
@@ -54,9 +54,9 @@ def requested_scopes(value: str | None, client: Client) -> list[str]:
     return scopes
 
 
-def scopes_for_user(scopes: list[str], user: User, *, explicit: bool) -> list[str]:
+def scopes_for_user(scopes: list[str], *, is_admin: bool, explicit: bool) -> list[str]:
     """Drop what the user may not hold; asking for it explicitly is an error."""
-    if ADMIN_SCOPE in scopes and not user.is_admin:
+    if ADMIN_SCOPE in scopes and not is_admin:
         if explicit:
             raise InvalidScopeError("scope not allowed for this user")
         return [s for s in scopes if s != ADMIN_SCOPE]
@@ -67,14 +67,14 @@ def mint_response(
     ctx: GrantContext,
     client: Client,
     *,
-    user: User,
+    user_id: uuid.UUID,
     scopes: list[str],
     auth_time: datetime,
     refresh: RefreshToken | None,
 ) -> TokenResponse:
     """Sign the access token, the refresh token (when given) and the ID token."""
     scope = " ".join(scopes)
-    subject = str(user.id)
+    subject = str(user_id)
     access = ctx.tokens.mint_access(
         subject=subject,
         client_id=client.client_id,
@@ -111,7 +111,7 @@ def new_refresh_record(
     ctx: GrantContext,
     client: Client,
     *,
-    user: User,
+    user_id: uuid.UUID,
     scopes: list[str],
     auth_time: datetime,
     family_id: uuid.UUID | None = None,
@@ -122,7 +122,7 @@ def new_refresh_record(
     return RefreshToken(
         jti=str(uuid.uuid4()),
         family_id=family_id or uuid.uuid4(),
-        user_id=user.id,
+        user_id=user_id,
         client_id=client.id,
         scope=" ".join(scopes),
         auth_time=auth_time,

@@ -41,7 +41,9 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
                 user, now=ctx.now, lock_for=ctx.lock_policy
             )
         await _refuse(ctx, client, user, reason)
-    scopes = scopes_for_user(scopes, user, explicit=form.scope is not None)
+    scopes = scopes_for_user(
+        scopes, is_admin=user.is_admin, explicit=form.scope is not None
+    )
 
     if user.failed_logins or user.locked_until is not None:
         await ctx.users.clear_failed_logins(user)
@@ -52,11 +54,11 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     refresh = None
     if issues_refresh_tokens(client):
         refresh = new_refresh_record(
-            ctx, client, user=user, scopes=scopes, auth_time=ctx.now
+            ctx, client, user_id=user.id, scopes=scopes, auth_time=ctx.now
         )
         await ctx.refresh_tokens.add(refresh)
     response = mint_response(
-        ctx, client, user=user, scopes=scopes, auth_time=ctx.now, refresh=refresh
+        ctx, client, user_id=user.id, scopes=scopes, auth_time=ctx.now, refresh=refresh
     )
     await audit.record(
         ctx.session, "login_succeeded", subject=str(user.id), client_id=client.client_id

@@ -17,7 +17,9 @@ from authserver.core.exceptions import (
 )
 from authserver.core.metrics import REFRESH_TOKEN_REUSE
 from authserver.core.security import seal, unseal
-from authserver.models import Client, RefreshToken, User
+from authserver.crud.refresh_token import TokenOwner
+from authserver.db.session import use_autocommit
+from authserver.models import Client, RefreshToken
 from authserver.schemas.scope import parse_scope
 from authserver.schemas.token import TokenForm, TokenResponse
 from authserver.services import audit
@@ -43,47 +45,55 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     except TokenError as exc:
         raise InvalidGrantError(INVALID, detail=str(exc)) from None
 
-    found = await ctx.refresh_tokens.get_with_user(str(claims["jti"]))
+    # The usual path is two statements, a read and one atomic write: no
+    # transaction needed on PostgreSQL (see RefreshTokenRepository.rotate_into).
+    await use_autocommit(ctx.session)
+    found = await ctx.refresh_tokens.find_for_rotation(str(claims["jti"]))
     if found is None or found[0].client_id != client.id:
         raise InvalidGrantError(
             INVALID, detail="unknown jti, deleted user or another client's token"
         )
-    record, user = found
+    record, owner = found
     if record.rotated_at is not None or record.revoked_at is not None:
-        return await _retry_or_reuse(ctx, client, record, presented)
+        return await _retry_or_reuse(ctx, client, record.jti, presented)
 
-    _check_live(ctx, record, user)
+    _check_live(ctx, record, owner)
     granted = record.scope.split()
     still_allowed = [s for s in granted if s in client.scopes]
-    still_allowed = scopes_for_user(still_allowed, user, explicit=False)
+    still_allowed = scopes_for_user(
+        still_allowed, is_admin=owner.is_admin, explicit=False
+    )
     scopes = _narrow(form.scope, still_allowed)
 
     child = new_refresh_record(
         ctx,
         client,
-        user=user,
+        user_id=owner.id,
         scopes=still_allowed,
         auth_time=record.auth_time,
         family_id=record.family_id,
         family_expires_at=record.family_expires_at,
     )
     response = mint_response(
-        ctx, client, user=user, scopes=scopes, auth_time=record.auth_time, refresh=child
+        ctx,
+        client,
+        user_id=owner.id,
+        scopes=scopes,
+        auth_time=record.auth_time,
+        refresh=child,
     )
     window = ctx.retry_window
     blob = seal(presented, record.jti, response.model_dump()) if window else None
-    rotated = await ctx.refresh_tokens.rotate(
+    rotated = await ctx.refresh_tokens.rotate_into(
         record.jti,
-        child_jti=child.jti,
+        child,
         at=ctx.now,
         retry_blob=blob,
         retry_until=ctx.now + window if window else None,
     )
     if not rotated:
         # A concurrent request rotated it first (it has committed by now).
-        await ctx.session.refresh(record)
-        return await _retry_or_reuse(ctx, client, record, presented)
-    await ctx.refresh_tokens.add(child)
+        return await _retry_or_reuse(ctx, client, record.jti, presented)
     await ctx.session.commit()
     logger.info(
         "refresh_token_rotated",
@@ -92,12 +102,12 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     return response
 
 
-def _check_live(ctx: GrantContext, record: RefreshToken, user: User) -> None:
+def _check_live(ctx: GrantContext, record: RefreshToken, owner: TokenOwner) -> None:
     if record.family_expires_at <= ctx.now:
         raise InvalidGrantError(INVALID, detail="family past its absolute lifetime")
-    if not user.is_active:
+    if not owner.is_active:
         raise InvalidGrantError(INVALID, detail="user disabled")
-    if user.password_changed_at > record.issued_at:
+    if owner.password_changed_at > record.issued_at:
         raise InvalidGrantError(INVALID, detail="password changed after issue")
 
 
@@ -114,9 +124,16 @@ def _narrow(requested: str | None, granted: list[str]) -> list[str]:
 
 
 async def _retry_or_reuse(
-    ctx: GrantContext, client: Client, record: RefreshToken, presented: str
+    ctx: GrantContext, client: Client, jti: str, presented: str
 ) -> TokenResponse:
     """A used token came back: a lost answer retried in time, or a replay."""
+    # What follows may write several rows (a family's revocation and its audit
+    # record) that must commit together: leave autocommit for a transaction,
+    # and decide on the record as that transaction reads it.
+    await ctx.session.close()
+    record = await ctx.refresh_tokens.get(jti)
+    if record is None:  # its user was deleted in between
+        raise InvalidGrantError(INVALID, detail=f"record {jti} gone")
     if record.revoked_at is not None:
         raise InvalidGrantError(INVALID, detail=f"revoked token {record.jti}")
     if (
@@ -126,7 +143,6 @@ async def _retry_or_reuse(
         and record.replaced_by is not None
         and await _child_unused(ctx, record.replaced_by)
     ):
-        jti = record.jti
         answer = unseal(presented, jti, record.retry_blob)
         if answer is not None:
             # Nothing to write: release the transaction (SQLite's write lock)
