@@ -120,6 +120,11 @@ def finish_request(
             "status": status,
             "duration_ms": round(duration * 1000, 2),
             "client_id": context.client_id if context else None,
+            **(
+                {"grant_type": context.grant_type}
+                if context and context.grant_type
+                else {}
+            ),
             "error": context.error if context else None,
             "client_ip": client[0] if client else None,
             # Outside RequestContextMiddleware nothing bound the id: pass it.

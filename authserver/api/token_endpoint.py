@@ -106,9 +106,15 @@ class TokenEndpoint:
             params = parse_oauth_form(request.headers.get("content-type"), body)
             form = validate_oauth_form(TokenForm, params)
             credentials = client_credentials(request, form)
-            async with self.state.session_factory() as session:
+            session: AsyncSession = self.state.session_factory()
+            try:
                 ctx = self._grant_context(session, request)
                 answer = await exchange(form, credentials, ctx)
+            finally:
+                # A session holds a connection only inside a transaction; most
+                # grants end theirs, and a cached client's one never begins.
+                if session.in_transaction():
+                    await session.close()
         except Exception as exc:  # every failure gets the registered handlers' answer
             return await render_error(request, exc)
         return JSONResponse(answer.model_dump(exclude_none=True), headers=NO_STORE)

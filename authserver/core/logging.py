@@ -39,6 +39,7 @@ class RequestContext:
 
     request_id: str
     client_id: str | None = None
+    grant_type: str | None = None
     error: str | None = None
 
 
@@ -70,13 +71,20 @@ def current_request_id() -> str | None:
     return context.request_id if context else None
 
 
-def annotate_request(*, client_id: str | None = None, error: str | None = None) -> None:
-    """Note the authenticated client or the error code for the access-log line."""
+def annotate_request(
+    *,
+    client_id: str | None = None,
+    grant_type: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Note the client, the grant type or the error code for the access-log line."""
     context = _current.get()
     if context is None:
         return
     if client_id is not None:
         context.client_id = client_id
+    if grant_type is not None:
+        context.grant_type = grant_type
     if error is not None:
         context.error = error
 

@@ -5,7 +5,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    Boolean,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authserver.crud.common import rowcount
@@ -38,12 +49,23 @@ _FIND_FOR_ROTATION = (
     .join(_USERS, _USERS.c.id == _TOKENS.c.user_id)
     .where(_TOKENS.c.jti == bindparam("jti"))
 )
+# The token's owner may still use it: active, the password unchanged since the
+# token was issued, and an admin if the token carries the admin scope.
+_OWNER_ALLOWED = exists().where(
+    _USERS.c.id == _TOKENS.c.user_id,
+    _USERS.c.is_active.is_(True),
+    _USERS.c.password_changed_at <= _TOKENS.c.issued_at,
+    or_(_USERS.c.is_admin.is_(True), not_(bindparam("admin_required", type_=Boolean))),
+)
 _CONSUME = (
     update(_TOKENS)
     .where(
         _TOKENS.c.jti == bindparam("parent_jti"),
+        _TOKENS.c.client_id == bindparam("client_pk"),
         _TOKENS.c.rotated_at.is_(None),
         _TOKENS.c.revoked_at.is_(None),
+        _TOKENS.c.family_expires_at > bindparam("at"),
+        _OWNER_ALLOWED,
     )
     .values(
         rotated_at=bindparam("at"),
@@ -108,21 +130,27 @@ class RefreshTokenRepository:
         parent_jti: str,
         child: RefreshToken,
         *,
+        client_pk: uuid.UUID,
         at: datetime,
+        admin_required: bool,
         retry_blob: bytes | None,
         retry_until: datetime | None,
     ) -> bool:
         """Mark a live token used and store its child, atomically.
 
-        False, with nothing written, when the parent was already used or
-        revoked. The conditional UPDATE is the single-use guard: of two
-        concurrent rotations exactly one matches (PostgreSQL re-checks the
-        WHERE after the first commits; SQLite runs writers one at a time).
-        PostgreSQL runs both in one statement; SQLite, which has no
-        data-modifying CTEs, runs them in the session's transaction.
+        False, with nothing written, unless the parent is the client's, unused,
+        unrevoked, within its family's lifetime and its owner may still use it
+        (active, password unchanged since, an admin when `admin_required`).
+        The conditional UPDATE is the single-use guard: of two concurrent
+        rotations exactly one matches (PostgreSQL re-checks the WHERE after
+        the first commits; SQLite runs writers one at a time). PostgreSQL runs
+        both in one statement; SQLite, which has no data-modifying CTEs, runs
+        them in the session's transaction.
         """
         params: dict[str, Any] = {
             "parent_jti": parent_jti,
+            "client_pk": client_pk,
+            "admin_required": admin_required,
             "child_jti": child.jti,
             "at": at,
             "retry_blob": retry_blob,

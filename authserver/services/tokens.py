@@ -69,6 +69,9 @@ class TokenService:
         scope: str,
         expires_at: datetime,
         now: datetime,
+        family_id: str,
+        auth_time: datetime,
+        family_expires_at: datetime,
     ) -> MintedToken:
         claims = {
             "iss": self.issuer,
@@ -79,6 +82,11 @@ class TokenService:
             "jti": jti,
             "client_id": client_id,
             "scope": scope,
+            # What its record holds, so a refresh can rotate without reading
+            # it first (services.grants.refresh_token). Only we read these.
+            "sid": family_id,
+            "auth_time": _ts(auth_time),
+            "family_exp": _ts(family_expires_at),
         }
         return self._sign(claims, REFRESH_TOKEN_TYP, jti, expires_at, now)
 

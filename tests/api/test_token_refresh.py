@@ -14,8 +14,16 @@ from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.main import create_app
-from tests.api.helpers import assert_oauth_error, password_grant, refresh_grant, tokens
+from tests.api.helpers import (
+    assert_oauth_error,
+    password_grant,
+    refresh_grant,
+    sign_token,
+    tokens,
+    unverified,
+)
 from tests.conftest import TEST_ISSUER
 from tests.factories import make_client, make_user, user_service
 
@@ -28,6 +36,9 @@ async def app_with(settings, **overrides) -> AsyncIterator[httpx2.AsyncClient]:
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url=TEST_ISSUER) as c:
             yield c
+
+
+LATER_CLAIMS = {"sid", "auth_time", "family_exp"}
 
 
 async def login(api, session_factory, **client_options):
@@ -306,3 +317,71 @@ async def test_reuse_also_ends_the_familys_access_tokens(
         headers={"Authorization": f"Bearer {second['access_token']}"},
     )
     assert me.status_code == 401
+
+
+async def test_refresh_token_claims_describe_its_record(api, session_factory, app):
+    client, user, first = await login(api, session_factory)
+    second = tokens(await refresh_grant(api, client, first["refresh_token"]))
+
+    _, claims = unverified(second["refresh_token"])
+    async with session_factory() as session:
+        record = await RefreshTokenRepository(session).get(claims["jti"])
+    assert record is not None
+    assert claims["sid"] == str(record.family_id)
+    assert claims["auth_time"] == int(record.auth_time.timestamp())
+    assert claims["family_exp"] == int(record.family_expires_at.timestamp())
+    assert claims["exp"] == int(record.expires_at.timestamp())
+    assert claims["sub"] == str(user.id) == str(record.user_id)
+
+
+async def test_a_token_without_the_record_claims_still_rotates(
+    api, session_factory, app
+):
+    # Refresh tokens minted before `sid`, `auth_time` and `family_exp` existed
+    # are rotated from what their record says.
+    client, _, first = await login(api, session_factory)
+    _, claims = unverified(first["refresh_token"])
+    legacy = {k: v for k, v in claims.items() if k not in LATER_CLAIMS}
+    legacy_token = sign_token(app, legacy, typ="rt+jwt")
+
+    second = tokens(await refresh_grant(api, client, legacy_token))
+
+    _, child = unverified(second["refresh_token"])
+    assert child["sid"] == claims["sid"] and child["auth_time"] == claims["auth_time"]
+    assert_oauth_error(  # the legacy token was the record's one use
+        await refresh_grant(api, client, first["refresh_token"]), 400, "invalid_grant"
+    )
+
+
+async def test_a_demoted_admin_loses_the_admin_scope_on_refresh(api, session_factory):
+    client = await make_client(session_factory, scopes=("profile", "admin"))
+    user = await make_user(session_factory, is_admin=True)
+    first = tokens(await password_grant(api, client, user.username))
+    still = tokens(await refresh_grant(api, client, first["refresh_token"]))
+    async with session_factory() as session:
+        service = user_service(session)
+        await service.set_admin(await service.resolve(user.username), False)
+        await session.commit()
+
+    demoted = tokens(await refresh_grant(api, client, still["refresh_token"]))
+
+    assert first["scope"] == still["scope"] == "profile admin"
+    assert demoted["scope"] == "profile"
+    assert unverified(demoted["refresh_token"])[1]["scope"] == "profile"
+
+
+async def test_a_replayed_token_asking_a_wider_scope_is_still_reuse(
+    api, session_factory, clock
+):
+    client, _, first = await login(api, session_factory, scopes=("profile", "email"))
+    second = tokens(await refresh_grant(api, client, first["refresh_token"]))
+    clock(timedelta(seconds=11))  # past the retry window
+
+    replay = await refresh_grant(
+        api, client, first["refresh_token"], scope="profile admin"
+    )
+
+    assert_oauth_error(replay, 400, "invalid_grant")  # not invalid_scope
+    assert_oauth_error(  # and the family is gone
+        await refresh_grant(api, client, second["refresh_token"]), 400, "invalid_grant"
+    )

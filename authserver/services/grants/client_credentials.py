@@ -45,8 +45,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         audience=client.audience,
         now=ctx.now,
     )
-    await ctx.session.commit()  # nothing written: end the read transaction
-    logger.info(
+    logger.debug(
         "token_issued",
         extra={
             "client_id": client.client_id,

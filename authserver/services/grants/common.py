@@ -96,6 +96,9 @@ def mint_response(
             scope=refresh.scope,
             expires_at=refresh.expires_at,
             now=ctx.now,
+            family_id=str(refresh.family_id),
+            auth_time=refresh.auth_time,
+            family_expires_at=refresh.family_expires_at,
         ).token
     if OPENID_SCOPE in scopes:
         response.id_token = ctx.tokens.mint_id(

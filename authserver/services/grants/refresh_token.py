@@ -8,6 +8,10 @@ is reuse: the whole family is revoked.
 """
 
 import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from authserver.core.exceptions import (
     InvalidGrantError,
@@ -25,6 +29,7 @@ from authserver.schemas.token import TokenForm, TokenResponse
 from authserver.services import audit
 from authserver.services.families import revoke_family
 from authserver.services.grants.common import (
+    ADMIN_SCOPE,
     GrantContext,
     mint_response,
     new_refresh_record,
@@ -36,6 +41,19 @@ INVALID = "refresh token is invalid, expired or revoked"
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Rotation:
+    """What the next token of a family is made from."""
+
+    parent_jti: str
+    user_id: uuid.UUID
+    family_id: uuid.UUID
+    auth_time: datetime
+    family_expires_at: datetime
+    granted: list[str]  # what the child refresh token carries
+    scopes: list[str]  # what this access token gets (RFC 6749 §6: may narrow)
+
+
 async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenResponse:
     if not form.refresh_token:
         raise InvalidRequestError("refresh_token is required")
@@ -45,8 +63,17 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     except TokenError as exc:
         raise InvalidGrantError(INVALID, detail=str(exc)) from None
 
-    # The usual path is two statements, a read and one atomic write: no
-    # transaction needed on PostgreSQL (see RefreshTokenRepository.rotate_into).
+    # The usual case in one round trip: the token's own claims say what its
+    # record holds (they were signed from it), and the rotating statement
+    # checks what may have changed since: used, revoked, the user disabled,
+    # re-passworded or no longer an admin, the family past its lifetime.
+    rotation = _from_claims(claims, form, client)
+    if rotation is not None:
+        response = await _rotate(ctx, client, rotation, presented)
+        if response is not None:
+            return response
+
+    # Otherwise read the record to find out why, or to rotate with what it says.
     await use_autocommit(ctx.session)
     found = await ctx.refresh_tokens.find_for_rotation(str(claims["jti"]))
     if found is None or found[0].client_id != client.id:
@@ -56,48 +83,99 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     record, owner = found
     if record.rotated_at is not None or record.revoked_at is not None:
         return await _retry_or_reuse(ctx, client, record.jti, presented)
-
     _check_live(ctx, record, owner)
-    granted = record.scope.split()
-    still_allowed = [s for s in granted if s in client.scopes]
-    still_allowed = scopes_for_user(
-        still_allowed, is_admin=owner.is_admin, explicit=False
+    granted = scopes_for_user(
+        [s for s in record.scope.split() if s in client.scopes],
+        is_admin=owner.is_admin,
+        explicit=False,
     )
-    scopes = _narrow(form.scope, still_allowed)
+    rotation = Rotation(
+        parent_jti=record.jti,
+        user_id=owner.id,
+        family_id=record.family_id,
+        auth_time=record.auth_time,
+        family_expires_at=record.family_expires_at,
+        granted=granted,
+        scopes=_narrow(form.scope, granted),
+    )
+    response = await _rotate(ctx, client, rotation, presented)
+    if response is None:
+        # A concurrent request rotated it first (it has committed by now).
+        return await _retry_or_reuse(ctx, client, record.jti, presented)
+    return response
 
+
+def _from_claims(
+    claims: dict[str, Any], form: TokenForm, client: Client
+) -> Rotation | None:
+    """The rotation the claims describe; None when they cannot say (a token
+    from before these claims existed, another client's token)."""
+    if claims.get("client_id") != client.client_id:
+        return None
+    try:
+        granted = [s for s in str(claims["scope"]).split() if s in client.scopes]
+        return Rotation(
+            parent_jti=str(claims["jti"]),
+            user_id=uuid.UUID(str(claims["sub"])),
+            family_id=uuid.UUID(str(claims["sid"])),
+            auth_time=_from_timestamp(claims["auth_time"]),
+            family_expires_at=_from_timestamp(claims["family_exp"]),
+            granted=granted,
+            scopes=_narrow(form.scope, granted),
+        )
+    except (KeyError, ValueError, TypeError, OverflowError, InvalidScopeError):
+        # A too-wide scope is answered after the record says the token is
+        # live: a replayed token must reach reuse detection first.
+        return None
+
+
+def _from_timestamp(value: object) -> datetime:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("a timestamp claim must be an integer")
+    return datetime.fromtimestamp(value, UTC)
+
+
+async def _rotate(
+    ctx: GrantContext, client: Client, rotation: Rotation, presented: str
+) -> TokenResponse | None:
+    """Mint the next pair and store it; None when the parent may not rotate."""
     child = new_refresh_record(
         ctx,
         client,
-        user_id=owner.id,
-        scopes=still_allowed,
-        auth_time=record.auth_time,
-        family_id=record.family_id,
-        family_expires_at=record.family_expires_at,
+        user_id=rotation.user_id,
+        scopes=rotation.granted,
+        auth_time=rotation.auth_time,
+        family_id=rotation.family_id,
+        family_expires_at=rotation.family_expires_at,
     )
     response = mint_response(
         ctx,
         client,
-        user_id=owner.id,
-        scopes=scopes,
-        auth_time=record.auth_time,
+        user_id=rotation.user_id,
+        scopes=rotation.scopes,
+        auth_time=rotation.auth_time,
         refresh=child,
     )
     window = ctx.retry_window
-    blob = seal(presented, record.jti, response.model_dump()) if window else None
+    parent = rotation.parent_jti
+    blob = seal(presented, parent, response.model_dump()) if window else None
+    # One atomic statement: no transaction needed on PostgreSQL.
+    await use_autocommit(ctx.session)
     rotated = await ctx.refresh_tokens.rotate_into(
-        record.jti,
+        parent,
         child,
+        client_pk=client.id,
         at=ctx.now,
+        admin_required=ADMIN_SCOPE in rotation.granted,
         retry_blob=blob,
         retry_until=ctx.now + window if window else None,
     )
     if not rotated:
-        # A concurrent request rotated it first (it has committed by now).
-        return await _retry_or_reuse(ctx, client, record.jti, presented)
+        return None
     await ctx.session.commit()
-    logger.info(
+    logger.debug(
         "refresh_token_rotated",
-        extra={"client_id": client.client_id, "jti": record.jti, "child": child.jti},
+        extra={"client_id": client.client_id, "jti": parent, "child": child.jti},
     )
     return response
 
