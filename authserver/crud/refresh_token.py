@@ -37,8 +37,8 @@ class TokenOwner:
     password_changed_at: datetime
 
 
-# The refresh grant's two statements, built once: Core on the tables, not the
-# ORM (these run on every refresh; see docs/benchmarks.md).
+# The refresh grant's statements, built once: Core on the tables, not the ORM
+# (one of them runs on every refresh; see docs/benchmarks.md).
 _FIND_FOR_ROTATION = (
     select(
         _TOKENS,
@@ -74,13 +74,15 @@ _CONSUME = (
         retry_until=bindparam("retry_until"),
     )
 )
-# Columns a new record sets; the rest (rotation and revocation) start NULL.
-_CHILD_COLUMNS = [
-    c
-    for c in _TOKENS.c
-    if c.key
-    not in {"rotated_at", "replaced_by", "revoked_at", "retry_blob", "retry_until"}
-]
+# Columns a new record sets; the rotation and revocation ones start NULL.
+_LATER_COLUMNS = {
+    "rotated_at",
+    "replaced_by",
+    "revoked_at",
+    "retry_blob",
+    "retry_until",
+}
+_CHILD_COLUMNS = [c for c in _TOKENS.c if c.key not in _LATER_COLUMNS]
 # PostgreSQL: consume the parent and insert its child in ONE statement. A
 # data-modifying CTE is atomic on its own, needs no transaction round trips,
 # and inserts nothing when the UPDATE matched no row (a concurrent rotation).
