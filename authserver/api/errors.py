@@ -1,6 +1,7 @@
 """The one place that turns exceptions into HTTP error bodies."""
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -130,16 +131,6 @@ async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "server_error"}, status_code=500, headers=headers)
 
 
-async def render_error(request: Request, exc: Exception) -> Response:
-    """The answer the registered handlers give `exc`, for a path served ahead
-    of the framework stack (the token endpoint)."""
-    if isinstance(exc, OAuthError):
-        return await oauth_error_handler(request, exc)
-    if isinstance(exc, SQLAlchemyError) or is_connection_failure(exc):
-        return await database_error_handler(request, exc)
-    return await unhandled_error_handler(request, exc)
-
-
 def _invalid_request(exc: RequestValidationError) -> OAuthError:
     first = exc.errors()[0] if exc.errors() else {}
     field = str(first.get("loc", ["", "request"])[-1])
@@ -157,10 +148,25 @@ _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
 }
 
 
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+# Most specific first: render_error takes the first that matches.
+ERROR_HANDLERS: list[tuple[type[Exception], Handler]] = [
+    (OAuthError, oauth_error_handler),
+    (DomainError, domain_error_handler),
+    (RequestValidationError, validation_error_handler),
+    (StarletteHTTPException, http_error_handler),
+    (SQLAlchemyError, database_error_handler),
+    (Exception, unhandled_error_handler),
+]
+
+
 def register_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(OAuthError, oauth_error_handler)
-    app.add_exception_handler(DomainError, domain_error_handler)
-    app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_exception_handler(StarletteHTTPException, http_error_handler)
-    app.add_exception_handler(SQLAlchemyError, database_error_handler)
-    app.add_exception_handler(Exception, unhandled_error_handler)
+    for exc_class, handler in ERROR_HANDLERS:
+        app.add_exception_handler(exc_class, handler)
+
+
+async def render_error(request: Request, exc: Exception) -> Response:
+    """The answer the registered handlers give `exc`, for a path served ahead
+    of the framework stack (the token endpoint)."""
+    handler = next(h for cls, h in ERROR_HANDLERS if isinstance(exc, cls))
+    return await handler(request, exc)

@@ -84,16 +84,12 @@ async def _revoke_refresh(ctx: TokenContext, token: str, client: Client) -> bool
         if await live_refresh_user(ctx, record) is None:
             return True
         raise InvalidGrantError(OTHER_CLIENT, detail=f"refresh token {record.jti}")
-    revoked = await revoke_family(
-        ctx.session, record.family_id, at=ctx.now, access_ttl=ctx.tokens.access_ttl
-    )
-    await audit.record(
+    await revoke_family(
         ctx.session,
-        "refresh_family_revoked",
-        subject=str(record.user_id),
+        record,
+        at=ctx.now,
+        access_ttl=ctx.tokens.access_ttl,
+        event="refresh_family_revoked",
         client_id=client.client_id,
-        jti=record.jti,
-        family_id=str(record.family_id),
-        revoked=revoked,
     )
     return True

@@ -26,7 +26,6 @@ from authserver.db.session import use_autocommit
 from authserver.models import Client, RefreshToken
 from authserver.schemas.scope import parse_scope
 from authserver.schemas.token import TokenForm, TokenResponse
-from authserver.services import audit
 from authserver.services.families import revoke_family
 from authserver.services.grants.common import (
     ADMIN_SCOPE,
@@ -85,9 +84,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         return await _retry_or_reuse(ctx, client, record.jti, presented)
     _check_live(ctx, record, owner)
     granted = scopes_for_user(
-        [s for s in record.scope.split() if s in client.scopes],
-        is_admin=owner.is_admin,
-        explicit=False,
+        _still_allowed(record.scope, client), is_admin=owner.is_admin, explicit=False
     )
     rotation = Rotation(
         parent_jti=record.jti,
@@ -113,7 +110,7 @@ def _from_claims(
     if claims.get("client_id") != client.client_id:
         return None
     try:
-        granted = [s for s in str(claims["scope"]).split() if s in client.scopes]
+        granted = _still_allowed(str(claims["scope"]), client)
         return Rotation(
             parent_jti=str(claims["jti"]),
             user_id=uuid.UUID(str(claims["sub"])),
@@ -127,6 +124,11 @@ def _from_claims(
         # A too-wide scope is answered after the record says the token is
         # live: a replayed token must reach reuse detection first.
         return None
+
+
+def _still_allowed(scope: str, client: Client) -> list[str]:
+    """The granted scopes the client may still ask for (its scopes may shrink)."""
+    return [s for s in scope.split() if s in client.scopes]
 
 
 def _from_timestamp(value: object) -> datetime:
@@ -228,17 +230,13 @@ async def _retry_or_reuse(
             await ctx.session.rollback()
             logger.info("refresh_token_retry_answered", extra={"jti": jti})
             return TokenResponse.model_validate(answer)
-    revoked = await revoke_family(
-        ctx.session, record.family_id, at=ctx.now, access_ttl=ctx.tokens.access_ttl
-    )
-    await audit.record(
+    await revoke_family(
         ctx.session,
-        "refresh_token_reuse_detected",
-        subject=str(record.user_id),
+        record,
+        at=ctx.now,
+        access_ttl=ctx.tokens.access_ttl,
+        event="refresh_token_reuse_detected",
         client_id=client.client_id,
-        family_id=str(record.family_id),
-        jti=record.jti,
-        revoked=revoked,
         level=logging.WARNING,  # the audit record is also the one log line
     )
     await ctx.session.commit()
