@@ -28,6 +28,7 @@ from authserver.api.v1 import (
 from authserver.core.config import Settings, get_settings
 from authserver.core.logging import configure_logging
 from authserver.core.metrics import forget_this_process
+from authserver.crud.rotation_batch import RotationBatcher
 from authserver.db.breaker import DatabaseBreaker, install_breaker
 from authserver.db.init import prepare_database
 from authserver.db.session import create_engine, create_session_factory
@@ -73,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # After start-up checks, which should fail loudly rather than with 503s.
         install_breaker(engine, app.state.db_breaker)
         app.state.session_factory = create_session_factory(engine)
+        if engine.dialect.name == "postgresql":
+            app.state.rotation_batcher = RotationBatcher(engine)
         purger = asyncio.create_task(
             maintenance.run_periodically(
                 app.state.session_factory, PURGE_INTERVAL_SECONDS
@@ -84,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
+            if app.state.rotation_batcher is not None:
+                await app.state.rotation_batcher.aclose()
             await engine.dispose()
             forget_this_process()
 
@@ -98,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = TokenService(keystore, settings)
     app.state.hasher = PasswordHasher(settings.bcrypt_rounds)
     app.state.client_cache = ClientCache(settings.client_cache_ttl)
+    app.state.rotation_batcher = None  # PostgreSQL's, made with the engine
     app.state.discovery_json = well_known.discovery_document(settings)
     app.static_documents = StaticDocuments(keystore, settings, app.state.discovery_json)
     app.token_endpoint = app.state.token_endpoint = TokenEndpoint(app.state)

@@ -32,7 +32,6 @@ from cli.common import (
     say,
     settings,
     table,
-    when,
     yes_no,
 )
 

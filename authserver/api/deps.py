@@ -14,7 +14,6 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authserver.core.config import Settings
-from authserver.core.context import Origin, current_origin
 from authserver.core.exceptions import (
     InsufficientScopeError,
     InvalidClientError,
@@ -22,14 +21,13 @@ from authserver.core.exceptions import (
     InvalidTokenError,
     UnauthorizedError,
 )
-from authserver.crud.client import ClientRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
-from authserver.crud.user import LockPolicy, UserRepository
+from authserver.crud.user import UserRepository
 from authserver.schemas.introspection import IntrospectionForm
 from authserver.schemas.revocation import RevocationForm
 from authserver.schemas.token import MAX_TOKEN, TokenForm
 from authserver.services.clients import ClientCredentials
-from authserver.services.grants.common import ADMIN_SCOPE, GrantContext
+from authserver.services.grants.common import ADMIN_SCOPE
 from authserver.services.keystore import KeyStore
 from authserver.services.passwords import PasswordHasher
 from authserver.services.token_state import (

@@ -142,7 +142,7 @@ class TokenEndpoint:
             users=UserRepository(session),
             clients=ClientRepository(session),
             client_cache=state.client_cache,
-            refresh_tokens=RefreshTokenRepository(session),
+            refresh_tokens=RefreshTokenRepository(session, state.rotation_batcher),
             tokens=state.tokens,
             hasher=state.hasher,
             refresh_ttl=settings.refresh_token_ttl,

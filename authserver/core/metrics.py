@@ -35,6 +35,11 @@ REFRESH_TOKEN_REUSE = Counter(
     "authserver_refresh_token_reuse_detected",
     "Rotated refresh tokens presented again (each revokes its family).",
 )
+REFRESH_ROTATION_BATCH_SIZE = Histogram(
+    "authserver_refresh_rotation_batch_size",
+    "Refresh rotations written by one database statement (PostgreSQL).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 HTTP_REQUESTS = Counter(
     "authserver_http_requests",
     "HTTP requests served, by method, route template and status.",

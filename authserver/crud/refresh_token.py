@@ -3,24 +3,27 @@
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import (
     Boolean,
     Table,
     bindparam,
     delete,
-    exists,
     insert,
-    not_,
-    or_,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authserver.crud.common import rowcount
-from authserver.db.session import dialect_name
+from authserver.crud.rotation_batch import (
+    RotationBatcher,
+    RotationRow,
+    owner_may_use,
+    rotate_many,
+)
+from authserver.db.session import dialect_name, use_autocommit
 from authserver.models import RefreshToken, User
 
 _TOKENS = cast(Table, RefreshToken.__table__)
@@ -49,14 +52,8 @@ _FIND_FOR_ROTATION = (
     .join(_USERS, _USERS.c.id == _TOKENS.c.user_id)
     .where(_TOKENS.c.jti == bindparam("jti"))
 )
-# The token's owner may still use it: active, the password unchanged since the
-# token was issued, and an admin if the token carries the admin scope.
-_OWNER_ALLOWED = exists().where(
-    _USERS.c.id == _TOKENS.c.user_id,
-    _USERS.c.is_active.is_(True),
-    _USERS.c.password_changed_at <= _TOKENS.c.issued_at,
-    or_(_USERS.c.is_admin.is_(True), not_(bindparam("admin_required", type_=Boolean))),
-)
+# SQLite: the conditional UPDATE alone; the child is inserted after it in the
+# same transaction. (PostgreSQL does both in one statement: rotation_batch.)
 _CONSUME = (
     update(_TOKENS)
     .where(
@@ -65,7 +62,7 @@ _CONSUME = (
         _TOKENS.c.rotated_at.is_(None),
         _TOKENS.c.revoked_at.is_(None),
         _TOKENS.c.family_expires_at > bindparam("at"),
-        _OWNER_ALLOWED,
+        owner_may_use(bindparam("admin_required", type_=Boolean)),
     )
     .values(
         rotated_at=bindparam("at"),
@@ -74,32 +71,25 @@ _CONSUME = (
         retry_until=bindparam("retry_until"),
     )
 )
-# Columns a new record sets; the rotation and revocation ones start NULL.
-_LATER_COLUMNS = {
-    "rotated_at",
-    "replaced_by",
-    "revoked_at",
+# Only these: an UPDATE takes a parameter named like a column as a new value.
+_CONSUME_PARAMS = (
+    "parent_jti",
+    "client_pk",
+    "admin_required",
+    "child_jti",
+    "at",
     "retry_blob",
     "retry_until",
-}
-_CHILD_COLUMNS = [c for c in _TOKENS.c if c.key not in _LATER_COLUMNS]
-# PostgreSQL: consume the parent and insert its child in ONE statement. A
-# data-modifying CTE is atomic on its own, needs no transaction round trips,
-# and inserts nothing when the UPDATE matched no row (a concurrent rotation).
-_CONSUME_AND_INSERT = insert(_TOKENS).from_select(
-    [c.key for c in _CHILD_COLUMNS],
-    select(
-        *[
-            bindparam("child_jti" if c.key == "jti" else f"child_{c.key}", type_=c.type)
-            for c in _CHILD_COLUMNS
-        ]
-    ).select_from(_CONSUME.returning(_TOKENS.c.jti).cte("consumed")),
 )
 
 
 class RefreshTokenRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(
+        self, session: AsyncSession, batcher: RotationBatcher | None = None
+    ) -> None:
         self.session = session
+        # PostgreSQL only: rotations of concurrent requests share a statement.
+        self.batcher = batcher
 
     async def get(self, jti: str) -> RefreshToken | None:
         return await self.session.get(RefreshToken, jti)
@@ -127,17 +117,7 @@ class RefreshTokenRepository:
         )
         return record, owner
 
-    async def rotate_into(
-        self,
-        parent_jti: str,
-        child: RefreshToken,
-        *,
-        client_pk: uuid.UUID,
-        at: datetime,
-        admin_required: bool,
-        retry_blob: bytes | None,
-        retry_until: datetime | None,
-    ) -> bool:
+    async def rotate_into(self, row: RotationRow) -> bool:
         """Mark a live token used and store its child, atomically.
 
         False, with nothing written, unless the parent is the client's, unused,
@@ -146,27 +126,24 @@ class RefreshTokenRepository:
         The conditional UPDATE is the single-use guard: of two concurrent
         rotations exactly one matches (PostgreSQL re-checks the WHERE after
         the first commits; SQLite runs writers one at a time). PostgreSQL runs
-        both in one statement; SQLite, which has no data-modifying CTEs, runs
-        them in the session's transaction.
+        both in one statement, shared with the rotations of concurrent requests
+        when there is a batcher (crud.rotation_batch); SQLite, which has no
+        data-modifying CTEs, runs them in the session's transaction.
         """
-        params: dict[str, Any] = {
-            "parent_jti": parent_jti,
-            "client_pk": client_pk,
-            "admin_required": admin_required,
-            "child_jti": child.jti,
-            "at": at,
-            "retry_blob": retry_blob,
-            "retry_until": retry_until,
-        }
         if dialect_name(self.session) == "postgresql":
-            for column in _CHILD_COLUMNS:
-                if column.key != "jti":
-                    params[f"child_{column.key}"] = getattr(child, column.key)
-            result = await self.session.execute(_CONSUME_AND_INSERT, params)
-            return rowcount(result) == 1
-        if rowcount(await self.session.execute(_CONSUME, params)) != 1:
+            if self.batcher is not None:
+                won = await self.batcher.rotate(row)
+                if won is not None:
+                    return won
+            # Alone: one atomic statement, no transaction needed.
+            await use_autocommit(self.session)
+            return row.child_jti in await rotate_many(self.session, [row])
+        consumed = await self.session.execute(
+            _CONSUME, {name: getattr(row, name) for name in _CONSUME_PARAMS}
+        )
+        if rowcount(consumed) != 1:
             return False
-        await self.add(child)
+        await self.session.execute(insert(_TOKENS).values(row.child_values()))
         return True
 
     async def revoke_family(self, family_id: uuid.UUID, *, at: datetime) -> int:

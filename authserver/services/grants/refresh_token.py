@@ -22,6 +22,7 @@ from authserver.core.exceptions import (
 from authserver.core.metrics import REFRESH_TOKEN_REUSE
 from authserver.core.security import seal, unseal
 from authserver.crud.refresh_token import TokenOwner
+from authserver.crud.rotation_batch import RotationRow
 from authserver.db.session import use_autocommit
 from authserver.models import Client, RefreshToken
 from authserver.schemas.scope import parse_scope
@@ -161,17 +162,15 @@ async def _rotate(
     window = ctx.retry_window
     parent = rotation.parent_jti
     blob = seal(presented, parent, response.model_dump()) if window else None
-    # One atomic statement: no transaction needed on PostgreSQL.
-    await use_autocommit(ctx.session)
-    rotated = await ctx.refresh_tokens.rotate_into(
+    rotation_row = RotationRow.of(
         parent,
         child,
-        client_pk=client.id,
         at=ctx.now,
         admin_required=ADMIN_SCOPE in rotation.granted,
         retry_blob=blob,
         retry_until=ctx.now + window if window else None,
     )
+    rotated = await ctx.refresh_tokens.rotate_into(rotation_row)
     if not rotated:
         return None
     await ctx.session.commit()
