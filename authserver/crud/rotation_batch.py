@@ -27,8 +27,9 @@ retry window) is its own.
 import asyncio
 import logging
 import uuid
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -203,10 +204,11 @@ async def rotate_many(
     connection: AsyncConnection | AsyncSession, rows: list[RotationRow]
 ) -> set[str]:
     """Run the rotations as one statement (PostgreSQL); the children that won."""
-    columns = zip(*(astuple(row) for row in rows), strict=True)
-    params = {
-        _bind(name): list(values) for name, values in zip(_NAMES, columns, strict=True)
-    }
+    # Parents in one order in every statement, so that two statements holding
+    # the same parents (replays racing in two workers) lock them in the same
+    # order and never deadlock.
+    ordered = sorted(rows, key=attrgetter("parent_jti"))
+    params = {_bind(name): [getattr(row, name) for row in ordered] for name in _NAMES}
     result = await connection.execute(ROTATE_MANY, params)
     return set(result.scalars())
 

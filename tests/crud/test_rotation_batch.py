@@ -4,11 +4,12 @@ rotations that arrive together, each with its own outcome."""
 import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import event, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from authserver.core.metrics import REFRESH_ROTATION_BATCH_SIZE
 from authserver.crud import rotation_batch
@@ -372,3 +373,54 @@ async def test_a_rotation_waits_for_a_concurrent_writer_of_its_parent(
         await session.commit()
 
     assert await asyncio.wait_for(rotating, 10) is False
+
+
+@pytest.fixture
+async def by_index(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine whose statements look parents up by index in the order the
+    rows give them, as PostgreSQL plans it for a table of real size (a test's
+    few rows would be read by a scan in the table's order instead)."""
+    planner = {"enable_seqscan": "off", "enable_hashjoin": "off"}
+    engine = create_async_engine(
+        database_url, connect_args={"server_settings": planner}
+    )
+    yield engine
+    await engine.dispose()
+
+
+async def test_batches_holding_the_same_parents_do_not_deadlock(
+    session_factory, owner, by_index, caplog
+):
+    # Replays racing in two workers: two batches get the same parents in
+    # opposite orders. A third transaction holds the middle parent, so each
+    # batch stops halfway with the parents before it locked; were the parents
+    # locked in the order given, each batch would then wait for the other and
+    # PostgreSQL would abort one as a deadlock. Each parent must rotate exactly
+    # once, and no statement fail.
+    user, client = owner
+    parents = [_record(user, client) for _ in range(8)]
+    await _store(session_factory, *parents)
+    rows_first = [_rotation(parent) for parent in parents]
+    rows_second = [_rotation(parent) for parent in reversed(parents)]
+    first, second = RotationBatcher(by_index), RotationBatcher(by_index)
+    caplog.set_level(logging.WARNING, logger=rotation_batch.__name__)
+
+    async with session_factory() as holder:
+        middle = select(RefreshToken).where(RefreshToken.jti == parents[4].jti)
+        await holder.execute(middle.with_for_update())
+        racing = asyncio.gather(
+            *(first.rotate(row) for row in rows_first),
+            *(second.rotate(row) for row in rows_second),
+        )
+        await asyncio.sleep(0.5)  # both statements are waiting for the holder
+        await holder.commit()
+    async with asyncio.timeout(10):
+        outcomes = await racing
+
+    assert not [r.message for r in caplog.records if r.levelno >= logging.WARNING]
+    assert outcomes.count(True) == len(parents)
+    rows = rows_first + rows_second
+    won = {row.child_jti for row, ok in zip(rows, outcomes, strict=True) if ok}
+    for parent in parents:
+        stored = await _get(session_factory, parent.jti)
+        assert stored is not None and stored.replaced_by in won
