@@ -11,22 +11,34 @@ import hmac
 import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+)
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import KeySet, OctKey, RSAKey
 from passlib.context import CryptContext
 
 from authserver.core.exceptions import TokenError
 
-# The one algorithm we sign with and the only one we ever accept (RFC 8725 §3.1).
+# The one algorithm we sign published tokens with (access and ID tokens) and
+# the only one accepted for them (RFC 8725 §3.1).
 SIGNING_ALG = "RS256"
-ALLOWED_ALGS = [SIGNING_ALG]
+ALLOWED_ALGS = (SIGNING_ALG,)
+# Refresh tokens are read by nobody but us, so they carry a MAC instead of a
+# signature (as Keycloak's do): a fraction of an RSA signature's cost, and no
+# one else can check them. The MAC key is derived from the RSA signing key
+# (derive_refresh_key), so it is made, rotated, retired and pruned with it.
+REFRESH_TOKEN_ALG = "HS256"
 
 ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068 §2.1
 REFRESH_TOKEN_TYP = "rt+jwt"  # ours: never accepted where an access token is due
@@ -117,9 +129,46 @@ def verify_client_secret(secret: str, secret_hash: str) -> bool:
 DUMMY_CLIENT_SECRET_HASH = hash_client_secret(secrets.token_urlsafe(32))
 
 
-def sign_jwt(key: RSAKey, claims: Mapping[str, Any], *, typ: str) -> str:
-    header = {"alg": SIGNING_ALG, "typ": typ, "kid": key.kid}
-    return jwt.encode(header, dict(claims), key, algorithms=ALLOWED_ALGS)
+def sign_jwt(
+    key: RSAKey | OctKey,
+    claims: Mapping[str, Any],
+    *,
+    typ: str,
+    alg: str = SIGNING_ALG,
+) -> str:
+    header = {"alg": alg, "typ": typ, "kid": key.kid}
+    return jwt.encode(header, dict(claims), key, algorithms=[alg])
+
+
+def derive_refresh_key(signing_key: RSAKey) -> OctKey:
+    """The refresh-token MAC key that belongs to an RSA signing key.
+
+    HKDF over the private key, bound to its kid and to this one use: secret
+    like the private key, independent of it and of every other derived key.
+    """
+    kid = signing_key.kid
+    assert kid is not None, "key-store keys always have a kid"
+    private = signing_key.private_key
+    assert isinstance(private, RSAPrivateKey), "signing keys are private keys"
+    material = private.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    secret = HKDF(
+        algorithm=SHA256(),
+        length=32,
+        salt=kid.encode(),
+        info=b"authserver refresh-token mac v1",
+    ).derive(material)
+    return OctKey.import_key(secret, parameters={"kid": kid, "alg": REFRESH_TOKEN_ALG})
+
+
+def jwt_header_alg(token: str) -> str | None:
+    """The `alg` a compact JWT's header claims (unverified: only to pick the
+    keys and the one algorithm to verify it with), or None if unreadable."""
+    try:
+        header = json.loads(_unb64(token.split(".", 1)[0]))
+    except ValueError:  # bad base64, bad JSON, bad UTF-8
+        return None
+    alg = header.get("alg") if isinstance(header, dict) else None
+    return alg if isinstance(alg, str) else None
 
 
 def verify_jwt(
@@ -131,13 +180,14 @@ def verify_jwt(
     audience: str | None,
     now: int,
     leeway: int = 0,
+    algorithms: Sequence[str] = ALLOWED_ALGS,
 ) -> dict[str, Any]:
     """Verify signature, algorithm, kid, typ, iss, aud and exp; return the claims.
 
     Raises TokenError saying why, for logs only.
     """
     try:
-        token_obj = jwt.decode(token, keys, algorithms=ALLOWED_ALGS)
+        token_obj = jwt.decode(token, keys, algorithms=list(algorithms))
     except (JoseError, ValueError, TypeError) as exc:
         raise TokenError(f"bad token: {type(exc).__name__}") from None
     header = token_obj.header

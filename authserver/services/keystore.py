@@ -13,6 +13,8 @@ takes effect in every process without anyone writing anything at that moment:
             still verify the access and ID tokens it signed; retained (still
             verifying its refresh tokens) until retain_until
   expired   past retain_until: nothing it signed can be valid; prunable
+Each key also yields the MAC key of the refresh tokens it is current for
+(core.security.derive_refresh_key), which therefore lives and dies with it.
 Readers re-check the manifest at most every `check_interval` seconds and see a
 whole file or none (it is replaced atomically).
 """
@@ -31,10 +33,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import KeySet, OctKey, RSAKey
 
 from authserver.core.config import Settings
-from authserver.core.security import SIGNING_ALG
+from authserver.core.security import SIGNING_ALG, derive_refresh_key
 
 KEY_SIZE = 2048
 MANIFEST = "manifest.json"
@@ -107,6 +109,8 @@ class KeyView:
 
     signing_key: RSAKey
     verify_keys: KeySet
+    refresh_key: OctKey  # the signing key's refresh-token MAC key
+    refresh_verify_keys: KeySet  # the MAC keys of the verify keys
     jwks_json: bytes
     etag: str
     valid_until: datetime | None  # the next timestamp that changes any state
@@ -129,6 +133,7 @@ class KeyStore:
         self._manifest_id: tuple[int, int, int] | None = None
         self._records: list[KeyRecord] = []
         self._private: dict[str, RSAKey] = {}
+        self._refresh: dict[str, OctKey] = {}  # derived once per loaded key
         self._view: KeyView | None = None
         self._next_check = 0.0
 
@@ -175,9 +180,12 @@ class KeyStore:
         records = _read_manifest(path)
         for record in records:
             if record.kid not in self._private:
-                self._private[record.kid] = self._load_private(record.kid)
+                key = self._load_private(record.kid)
+                self._private[record.kid] = key
+                self._refresh[record.kid] = derive_refresh_key(key)
         live = {r.kid for r in records}
         self._private = {k: v for k, v in self._private.items() if k in live}
+        self._refresh = {k: v for k, v in self._refresh.items() if k in live}
         self._records = records
         self._manifest_id = identity
         return True
@@ -196,6 +204,8 @@ class KeyStore:
         return KeyView(
             signing_key=self._private[signer.kid],
             verify_keys=KeySet([self._private[r.kid] for r in usable]),
+            refresh_key=self._refresh[signer.kid],
+            refresh_verify_keys=KeySet([self._refresh[r.kid] for r in usable]),
             jwks_json=jwks_json,
             etag='"' + hashlib.sha256(jwks_json).hexdigest()[:32] + '"',
             valid_until=_next_transition(self._records, now),

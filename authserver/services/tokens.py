@@ -1,4 +1,5 @@
-"""Minting and verifying the three JWTs: access (RFC 9068), refresh and ID."""
+"""Minting and verifying the three JWTs: access (RFC 9068) and ID tokens signed
+with RS256, refresh tokens with an HS256 MAC only this server can check."""
 
 import uuid
 from dataclasses import dataclass
@@ -9,7 +10,10 @@ from authserver.core.config import Settings
 from authserver.core.security import (
     ACCESS_TOKEN_TYP,
     ID_TOKEN_TYP,
+    REFRESH_TOKEN_ALG,
     REFRESH_TOKEN_TYP,
+    SIGNING_ALG,
+    jwt_header_alg,
     sign_jwt,
     verify_jwt,
 )
@@ -88,7 +92,9 @@ class TokenService:
             "auth_time": _ts(auth_time),
             "family_exp": _ts(family_expires_at),
         }
-        return self._sign(claims, REFRESH_TOKEN_TYP, jti, expires_at, now)
+        key = self.keystore.view(now).refresh_key
+        token = sign_jwt(key, claims, typ=REFRESH_TOKEN_TYP, alg=REFRESH_TOKEN_ALG)
+        return MintedToken(token, jti, expires_at)
 
     def mint_id(
         self, *, subject: str, client_id: str, auth_time: datetime, now: datetime
@@ -108,9 +114,19 @@ class TokenService:
 
     def verify_refresh(self, token: str, *, now: datetime) -> dict[str, Any]:
         """Claims of a valid refresh JWT; raises TokenError otherwise."""
+        view = self.keystore.view(now)
+        if jwt_header_alg(token) == SIGNING_ALG:
+            # Refresh tokens issued before they carried a MAC were signed with
+            # RS256: they verify as such until they expire (at the latest
+            # AUTH_REFRESH_TOKEN_MAX_LIFETIME after the upgrade). The header
+            # only picks the keys; each path accepts its one algorithm.
+            keys, algorithm = view.verify_keys, SIGNING_ALG
+        else:
+            keys, algorithm = view.refresh_verify_keys, REFRESH_TOKEN_ALG
         return verify_jwt(
             token,
-            self.keystore.view(now).verify_keys,
+            keys,
+            algorithms=[algorithm],
             typ=REFRESH_TOKEN_TYP,
             issuer=self.issuer,
             audience=self.refresh_audience,

@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx2
+import jwt as pyjwt
 import pytest
 from fastapi import FastAPI
 from joserfc import jwt
-from joserfc.jwk import RSAKey
+from joserfc.jwk import OctKey, RSAKey
 
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.main import create_app
@@ -236,12 +237,15 @@ def _hs256(header: dict, claims: dict, public_pem: bytes) -> str:
 
 FORGERIES = [
     "access-token",
-    "other-key-same-kid",
+    "other-mac-key-same-kid",
+    "rs256-other-key-same-kid",
     "alg-none",
     "hs256-public-key",
     "unknown-kid",
     "garbage",
     "expired",
+    "expired-rs256",
+    "mac-key-as-rs256",
 ]
 
 
@@ -253,27 +257,32 @@ async def test_forged_refresh_tokens_are_invalid_grant(
     real = app.state.keystore.view()
     kid = real.signing_key.kid
     claims = jwt.decode(
-        first["refresh_token"], real.verify_keys, algorithms=["RS256"]
+        first["refresh_token"], real.refresh_verify_keys, algorithms=["HS256"]
     ).claims
-    rogue = RSAKey.generate_key(2048, parameters={"kid": kid})
+    expired = {**claims, "exp": claims["iat"] - 1}
+    rogue_rsa = RSAKey.generate_key(2048, parameters={"kid": kid})
     public_pem = real.signing_key.as_pem(private=False)
-    header = {"alg": "RS256", "typ": "rt+jwt", "kid": kid}
+    header = {"alg": "HS256", "typ": "rt+jwt", "kid": kid}
+    rs256 = {**header, "alg": "RS256"}
     presented = {
         "access-token": lambda: first["access_token"],
-        "other-key-same-kid": lambda: _forge(header, claims, rogue),
-        "alg-none": lambda: _unsigned(claims),
-        "hs256-public-key": lambda: _hs256(
-            {**header, "alg": "HS256"}, claims, public_pem
+        "other-mac-key-same-kid": lambda: _forge(
+            header, claims, OctKey.generate_key(256, parameters={"kid": kid})
         ),
+        # The RS256 path kept for refresh tokens issued before they had a MAC.
+        "rs256-other-key-same-kid": lambda: _forge(rs256, claims, rogue_rsa),
+        "alg-none": lambda: _unsigned(claims),
+        "hs256-public-key": lambda: _hs256(header, claims, public_pem),
         "unknown-kid": lambda: _forge(
             {**header, "kid": "nope"},
             claims,
-            RSAKey.generate_key(2048, parameters={"kid": "nope"}),
+            OctKey.generate_key(256, parameters={"kid": "nope"}),
         ),
         "garbage": lambda: "not.a.jwt",
-        "expired": lambda: _forge(
-            header, {**claims, "exp": claims["iat"] - 1}, real.signing_key
-        ),
+        "expired": lambda: _forge(header, expired, real.refresh_key),
+        "expired-rs256": lambda: _forge(rs256, expired, real.signing_key),
+        # The MAC key's bytes presented as if they were the RSA path's: no.
+        "mac-key-as-rs256": lambda: _hs256(rs256, claims, real.refresh_key.raw_value),
     }[forgery]()
 
     response = await refresh_grant(api, client, presented)
@@ -349,6 +358,59 @@ async def test_a_token_without_the_record_claims_still_rotates(
     _, child = unverified(second["refresh_token"])
     assert child["sid"] == claims["sid"] and child["auth_time"] == claims["auth_time"]
     assert_oauth_error(  # the legacy token was the record's one use
+        await refresh_grant(api, client, first["refresh_token"]), 400, "invalid_grant"
+    )
+
+
+async def test_refresh_tokens_carry_a_mac_the_published_keys_cannot_check(
+    api, session_factory, app
+):
+    client, _, first = await login(api, session_factory)
+    view = app.state.keystore.view()
+    jwks = (await api.get("/.well-known/jwks.json")).json()
+
+    header, claims = unverified(first["refresh_token"])
+
+    assert header == {"alg": "HS256", "typ": "rt+jwt", "kid": view.signing_key.kid}
+    # An independent library with everything a resource server has: the
+    # access token verifies, the refresh token does not.
+    public_key = pyjwt.PyJWK(jwks["keys"][0]).key
+    access = pyjwt.decode(
+        first["access_token"],
+        public_key,
+        algorithms=["RS256"],
+        audience=TEST_ISSUER,
+        issuer=TEST_ISSUER,
+    )
+    assert access["client_id"] == client.client_id
+    with pytest.raises(pyjwt.InvalidTokenError):
+        pyjwt.decode(first["refresh_token"], public_key, algorithms=["RS256"])
+    # The server's MAC key for that kid does verify it.
+    verified = pyjwt.decode(
+        first["refresh_token"],
+        view.refresh_key.raw_value,
+        algorithms=["HS256"],
+        audience=f"{TEST_ISSUER}/oauth2/token",
+    )
+    assert verified == claims
+
+
+async def test_an_rs256_refresh_token_from_before_macs_still_rotates(
+    api, session_factory, app
+):
+    # Refresh tokens issued before they carried a MAC were signed like access
+    # tokens; they must keep working until they expire (nobody is logged out
+    # by the upgrade), and their children carry the MAC.
+    client, _, first = await login(api, session_factory)
+    _, claims = unverified(first["refresh_token"])
+    signed = sign_token(app, claims, typ="rt+jwt")
+    assert unverified(signed)[0]["alg"] == "RS256"
+
+    second = tokens(await refresh_grant(api, client, signed))
+
+    header, child = unverified(second["refresh_token"])
+    assert header["alg"] == "HS256" and child["sid"] == claims["sid"]
+    assert_oauth_error(  # it was the record's one use, whatever its form
         await refresh_grant(api, client, first["refresh_token"]), 400, "invalid_grant"
     )
 

@@ -82,6 +82,40 @@ def test_rotation_timeline(tmp_path):
     assert keystore.view(gone).verify_keys.get_by_kid(old)
 
 
+def test_refresh_mac_keys_live_and_die_with_their_signing_keys(tmp_path):
+    # Every process derives the same MAC key from the shared key files, so a
+    # refresh token minted by one worker (or server) verifies at any other.
+    server, other = store(tmp_path), store(tmp_path)
+    server.ensure_signing_key(T0)
+    old = server.view(T0)
+    assert old.refresh_key.kid == old.signing_key.kid
+    assert other.view(T0).refresh_key.raw_value == old.refresh_key.raw_value
+    assert len(old.refresh_key.raw_value) == 32
+
+    new = other.rotate(immediate=True, now=T0)
+
+    current = server.view(T0)
+    assert current.refresh_key.kid == new.kid
+    assert current.refresh_key.raw_value != old.refresh_key.raw_value
+    # The retired key's refresh tokens still verify, as its signatures do...
+    gone = T0 + TIMING.token_ttl + TIMING.jwks_max_age
+    assert server.view(gone).refresh_verify_keys.get_by_kid(old.signing_key.kid)
+    # ...until nothing it made can be valid and it is pruned.
+    server.prune(now=T0 + TIMING.refresh_max_lifetime + timedelta(seconds=1))
+    later = T0 + TIMING.refresh_max_lifetime + timedelta(seconds=2)
+    kids = {k.kid for k in server.view(later).refresh_verify_keys.keys}
+    assert kids == {new.kid}
+
+
+def test_an_encrypted_key_file_yields_the_same_refresh_mac_key(tmp_path):
+    keystore = store(tmp_path, passphrase="s3cret-pass")
+    keystore.ensure_signing_key(T0)
+
+    again = store(tmp_path, passphrase="s3cret-pass").view(T0).refresh_key
+
+    assert again.raw_value == keystore.view(T0).refresh_key.raw_value
+
+
 def test_rotate_now_signs_immediately(tmp_path):
     keystore = store(tmp_path)
     keystore.ensure_signing_key(T0)
