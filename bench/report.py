@@ -104,24 +104,30 @@ class Report:
     # --- derived figures ---------------------------------------------------
 
     def link(self, peer_name: str | None) -> None:
-        """Fill each row's bound and peer ratio from rows of the same run."""
-        ceilings = {
-            (r.scenario.removeprefix("ceiling: "), r.workers): r
-            for r in self.rows
-            if r.scenario.startswith("ceiling: ") and r.measured
-        }
-        bcrypt = next(
-            (r for r in self.rows if r.scenario == "ceiling: bcrypt" and r.measured),
-            None,
-        )
+        """Fill each row's bound and peer ratio from rows of the same run.
+
+        A row's ceiling is the one measured closest before it (the runner
+        measures each right before the first scenario it bounds), else the
+        last one measured.
+        """
+
+        def ceiling_key(row: Row) -> tuple[str, int | None] | None:
+            if not (row.scenario.startswith("ceiling: ") and row.measured):
+                return None
+            name = row.scenario.removeprefix("ceiling: ")
+            # bcrypt's is computed for the machine, not for a worker count.
+            return (name, None if name == "bcrypt" else row.workers)
+
+        latest = {key: r for r in self.rows if (key := ceiling_key(r)) is not None}
         peer = {r.scenario: r for r in self.rows if r.server == peer_name}
+        seen: dict[tuple[str, int | None], Row] = {}
         for row in self.rows:
+            key = ceiling_key(row)
+            if key is not None:
+                seen[key] = row
             if row.bound is not None and row.measured:
-                ceiling = (
-                    bcrypt
-                    if row.bound == "bcrypt"
-                    else ceilings.get((row.bound, row.workers))
-                )
+                wanted = (row.bound, None if row.bound == "bcrypt" else row.workers)
+                ceiling = seen.get(wanted) or latest.get(wanted)
                 if ceiling is not None and ceiling.requests_per_second:
                     row.bound_rps = ceiling.requests_per_second
                     row.fraction_of_bound = (

@@ -11,7 +11,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -270,12 +271,16 @@ class Bench:
     def run(self) -> Report:
         started = time.monotonic()
         with_peer = self.run_peer()  # before anything: a missing node fails fast
-        if "bcrypt" in self.selected:
-            self.bcrypt_ceiling()
         server_scenarios = any(not s.ceiling for s in self.args.scenario_list)
+        # With our own server, each ceiling is measured right before the first
+        # scenario it bounds (paired): on a shared machine the speed drifts
+        # over minutes, and a ratio of figures taken seconds apart drifts less.
+        paired = server_scenarios and not self.args.target_url
+        if "bcrypt" in self.selected and not paired:
+            self.bcrypt_ceiling()
         for workers in self.args.workers_list:
-            self.ceilings(workers)
-            if self.args.target_url or not server_scenarios:
+            if not paired:
+                self.ceilings(workers)
                 continue
             for spec in self.args.database_urls:
                 asyncio.run(self.ours(workers, spec))
@@ -319,10 +324,24 @@ class Bench:
             )
         )
 
+    def wants_ceilings(self) -> bool:
+        return any(s.ceiling for s in self.args.scenario_list)
+
     def ceilings(self, workers: int) -> None:
+        """Every selected served ceiling, one after another (unpaired runs)."""
         wanted = [s for s in CEILINGS if s.name in self.selected and s.name != "bcrypt"]
         if not wanted:
             return
+        with self.ceiling_app(workers) as measure_ceiling:
+            for scenario in wanted:
+                measure_ceiling(scenario.name)
+
+    @contextmanager
+    def ceiling_app(self, workers: int) -> Iterator[Callable[[str], None]]:
+        """The ceiling app, running; yields a function measuring one ceiling.
+
+        When the app cannot start, its rows say why and measuring does nothing.
+        """
         console.print(f"[bold]ceiling app[/bold], {workers} worker(s)")
         try:
             proc = servers.start_uvicorn(
@@ -336,30 +355,37 @@ class Bench:
             )
         except servers.ServerError as exc:
             self.server_failed(CEILING_APP, workers, "-", exc)
+            yield lambda _name: None
             return
-        try:
-            endpoint = Endpoint(
-                host="127.0.0.1",
-                port=_port(proc.base_url),
-                token_path="/sign1",
-                jwks_path="/bytes",
-                discovery_path="/bytes",
-                introspection_path=None,
-                client_id="bench-client",
-                client_secret="unused",
-                users=(),
+        endpoint = Endpoint(
+            host="127.0.0.1",
+            port=_port(proc.base_url),
+            token_path="/sign1",
+            jwks_path="/bytes",
+            discovery_path="/bytes",
+            introspection_path=None,
+            client_id="bench-client",
+            client_secret="unused",
+            users=(),
+        )
+
+        def measure_ceiling(name: str) -> None:
+            if name == "bcrypt":
+                self.bcrypt_ceiling()
+                return
+            self.measure(
+                SCENARIOS[name],
+                endpoint,
+                Discovery(None),
+                server=CEILING_APP,
+                workers=workers,
+                database="-",
+                label=f"ceiling: {name}",
+                pids=servers.worker_pids(proc.pid),
             )
-            for scenario in wanted:
-                self.measure(
-                    scenario,
-                    endpoint,
-                    Discovery(None),
-                    server=CEILING_APP,
-                    workers=workers,
-                    database="-",
-                    label=f"ceiling: {scenario.name}",
-                    pids=servers.worker_pids(proc.pid),
-                )
+
+        try:
+            yield measure_ceiling
         finally:
             proc.stop()
 
@@ -382,17 +408,25 @@ class Bench:
                     self.args.bcrypt_rounds,
                 )
                 credentials = await db_setup.populate(settings, users)
-                proc = servers.start_uvicorn(
-                    f"authserver-{workers}w-{database}",
-                    "authserver.main:app",
-                    workers=workers,
-                    env=db_setup.server_env(settings),
-                    workdir=self.workdir,
-                    ready_path="/.well-known/jwks.json",
-                    port=port,
-                    access_log=self.args.access_log,
-                )
-                try:
+                with ExitStack() as stack:
+                    # The ceiling app runs beside the server, idle while the
+                    # server is measured, so each ceiling can be paired.
+                    measure_ceiling = (
+                        stack.enter_context(self.ceiling_app(workers))
+                        if self.wants_ceilings()
+                        else None
+                    )
+                    proc = servers.start_uvicorn(
+                        f"authserver-{workers}w-{database}",
+                        "authserver.main:app",
+                        workers=workers,
+                        env=db_setup.server_env(settings),
+                        workdir=self.workdir,
+                        ready_path="/.well-known/jwks.json",
+                        port=port,
+                        access_log=self.args.access_log,
+                    )
+                    stack.callback(proc.stop)
                     self.against(
                         proc.base_url,
                         name=OURS,
@@ -401,9 +435,8 @@ class Bench:
                         client=(credentials.client_id, credentials.client_secret),
                         users=credentials.users,
                         pids=lambda: servers.worker_pids(proc.pid),
+                        measure_ceiling=measure_ceiling,
                     )
-                finally:
-                    proc.stop()
         except (servers.ServerError, SQLAlchemyError, OSError) as exc:
             # A database or server that is not there: the other configurations
             # and the peer still run, and these rows say why they are empty.
@@ -469,9 +502,9 @@ class Bench:
         self.report.notes.append(
             f"{PEER_NAME} keeps grants and refresh tokens in memory "
             f"(MEMORY_STORE_MAX={store_max}); {OURS} persists them to its "
-            "database. Its refresh tokens are opaque, so a refresh signs one JWT "
-            "there and two here. It is one Node.js process (bcrypt and signing "
-            "run on libuv's thread pool)."
+            "database. Both sign one RS256 JWT per refresh (the access token); "
+            "its refresh tokens are opaque, ours carry an HS256 MAC. It is one "
+            "Node.js process (bcrypt and signing run on libuv's thread pool)."
         )
 
     def server_failed(
@@ -510,6 +543,7 @@ class Bench:
         users: tuple[tuple[str, str], ...],
         pids: Callable[[], list[int]] | None,
         overrides: dict[str, str | None] | None = None,
+        measure_ceiling: Callable[[str], None] | None = None,
     ) -> None:
         document = _discover(base_url)
         if document is not None:
@@ -520,9 +554,14 @@ class Bench:
         discovery = Discovery(document)
         endpoint = _endpoint(base_url, document or {}, client, users)
         measured = False
+        paired: set[str] = set()
         for scenario in self.args.scenario_list:
             if scenario.ceiling:
                 continue
+            bound = scenario.bound
+            if measure_ceiling and bound in self.selected and bound not in paired:
+                paired.add(bound)  # right before the first scenario it bounds
+                measure_ceiling(bound)
             self.measure(
                 scenario,
                 endpoint,

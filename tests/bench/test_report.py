@@ -1,0 +1,63 @@
+"""Linking rows to their ceilings: the one measured closest before them."""
+
+from bench.report import CEILING_APP, OURS, Report, Row
+
+
+def _row(scenario: str, rps: float, *, workers: int | None = 2, **fields) -> Row:
+    server = CEILING_APP if scenario.startswith("ceiling: ") else OURS
+    return Row(
+        scenario=scenario,
+        server=server,
+        workers=workers,
+        database=fields.pop("database", "-"),
+        concurrency="32",
+        requests_per_second=rps,
+        **fields,
+    )
+
+
+def test_each_row_takes_the_ceiling_measured_right_before_it():
+    report = Report(meta={})
+    sqlite_refresh = _row("refresh", 500, bound="sign2", database="sqlite")
+    pg_refresh = _row("refresh", 500, bound="sign2", database="postgresql")
+    one_worker = _row("refresh", 300, workers=1, bound="sign2", database="sqlite")
+    password = _row("password", 9, bound="bcrypt", database="postgresql")
+    report.rows = [
+        _row("ceiling: sign2", 1000),
+        sqlite_refresh,
+        _row("ceiling: sign2", 600, workers=1),
+        _row("ceiling: sign2", 2000),  # the machine sped up meanwhile
+        pg_refresh,
+        one_worker,
+        _row("ceiling: bcrypt", 10, workers=None),
+        password,
+    ]
+
+    report.link(peer_name=None)
+
+    assert sqlite_refresh.bound_rps == 1000 and sqlite_refresh.fraction_of_bound == 0.5
+    assert pg_refresh.bound_rps == 2000 and pg_refresh.fraction_of_bound == 0.25
+    assert one_worker.bound_rps == 600  # same worker count only
+    assert password.bound_rps == 10 and password.fraction_of_bound == 0.9
+
+
+def test_a_row_measured_before_any_ceiling_takes_the_last_one():
+    # An external target's rows follow the ceilings; a row before every
+    # ceiling of its kind (not something the runner does) still gets one.
+    report = Report(meta={})
+    early = _row("client_credentials", 600, bound="sign1")
+    report.rows = [early, _row("ceiling: sign1", 1000), _row("ceiling: sign1", 1200)]
+
+    report.link(peer_name=None)
+
+    assert early.bound_rps == 1200
+
+
+def test_a_failed_ceiling_bounds_nothing():
+    report = Report(meta={})
+    refresh = _row("refresh", 500, bound="sign2")
+    report.rows = [_row("ceiling: sign2", 0, status="failed: no answer"), refresh]
+
+    report.link(peer_name=None)
+
+    assert refresh.bound_rps is None and refresh.fraction_of_bound is None
