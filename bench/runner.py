@@ -90,6 +90,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ),
     )
     run.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each scenario that has a target this many times, each "
+        "right after its ceiling; a target is judged on the median ratio "
+        "(this shared machine drifts by tens of percent from minute to minute)"
+        + DEFAULT,
+    )
+    run.add_argument(
         "--max-requests",
         type=int,
         default=1_000_000,
@@ -214,6 +223,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(str(exc))
     if not args.workers_list or min(args.workers_list) < 1:
         parser.error("--workers needs positive counts")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if args.duration <= 0 or args.warmup < 0:
         parser.error("--duration must be positive and --warmup not negative")
     if min(args.mixed_jwks_vus, args.generators, args.max_requests) < 1:
@@ -306,7 +317,7 @@ class Bench:
             return False
         return any(not s.ceiling for s in self.args.scenario_list)
 
-    def bcrypt_ceiling(self) -> None:
+    def bcrypt_ceiling(self, section: str | None = None) -> None:
         rounds = self.args.bcrypt_rounds
         console.print(f"[bold]bcrypt ceiling[/bold]: timing verifies at cost {rounds}")
         ceiling = measure_bcrypt(rounds)
@@ -321,6 +332,7 @@ class Bench:
                 requests_per_second=ceiling.logins_per_second,
                 p50_ms=ceiling.seconds_per_verify * 1000,
                 requests=ceiling.verifies,
+                section=section,
             )
         )
 
@@ -334,10 +346,10 @@ class Bench:
             return
         with self.ceiling_app(workers) as measure_ceiling:
             for scenario in wanted:
-                measure_ceiling(scenario.name)
+                measure_ceiling(scenario.name, None)
 
     @contextmanager
-    def ceiling_app(self, workers: int) -> Iterator[Callable[[str], None]]:
+    def ceiling_app(self, workers: int) -> Iterator[Callable[[str, str | None], None]]:
         """The ceiling app, running; yields a function measuring one ceiling.
 
         When the app cannot start, its rows say why and measuring does nothing.
@@ -355,7 +367,7 @@ class Bench:
             )
         except servers.ServerError as exc:
             self.server_failed(CEILING_APP, workers, "-", exc)
-            yield lambda _name: None
+            yield lambda _name, _section: None
             return
         endpoint = Endpoint(
             host="127.0.0.1",
@@ -369,9 +381,10 @@ class Bench:
             users=(),
         )
 
-        def measure_ceiling(name: str) -> None:
+        def measure_ceiling(name: str, section: str | None = None) -> None:
+            """Measure one ceiling; `section`: the scenario it was paired with."""
             if name == "bcrypt":
-                self.bcrypt_ceiling()
+                self.bcrypt_ceiling(section)
                 return
             self.measure(
                 SCENARIOS[name],
@@ -382,6 +395,7 @@ class Bench:
                 database="-",
                 label=f"ceiling: {name}",
                 pids=servers.worker_pids(proc.pid),
+                section=section,
             )
 
         try:
@@ -543,7 +557,7 @@ class Bench:
         users: tuple[tuple[str, str], ...],
         pids: Callable[[], list[int]] | None,
         overrides: dict[str, str | None] | None = None,
-        measure_ceiling: Callable[[str], None] | None = None,
+        measure_ceiling: Callable[[str, str | None], None] | None = None,
     ) -> None:
         document = _discover(base_url)
         if document is not None:
@@ -559,18 +573,25 @@ class Bench:
             if scenario.ceiling:
                 continue
             bound = scenario.bound
-            if measure_ceiling and bound in self.selected and bound not in paired:
-                paired.add(bound)  # right before the first scenario it bounds
-                measure_ceiling(bound)
-            self.measure(
-                scenario,
-                endpoint,
-                discovery,
-                server=name,
-                workers=workers,
-                database=database,
-                pids=pids() if pids else None,
-            )
+            with_ceiling = bool(measure_ceiling and bound in self.selected)
+            rounds = self.args.repeat if with_ceiling and scenario.target else 1
+            for _ in range(rounds):
+                if (
+                    measure_ceiling
+                    and with_ceiling
+                    and (rounds > 1 or bound not in paired)
+                ):
+                    paired.add(bound)  # right before the scenario it bounds
+                    measure_ceiling(bound, scenario.name)
+                self.measure(
+                    scenario,
+                    endpoint,
+                    discovery,
+                    server=name,
+                    workers=workers,
+                    database=database,
+                    pids=pids() if pids else None,
+                )
             measured = True
         if pids is not None and measured:
             self.report.memory.append(
@@ -593,6 +614,7 @@ class Bench:
         database: str,
         label: str | None = None,
         pids: list[int] | None = None,
+        section: str | None = None,
     ) -> None:
         concurrency = self.concurrency(scenario)
         mixed = (self.args.mixed_jwks_vus, self.args.mixed_jwks_rate)
@@ -608,6 +630,7 @@ class Bench:
                 concurrency=vus,
                 bound=bound,
                 target=scenario.target if bound else None,
+                section=section,
                 **fields,
             )
 
@@ -653,6 +676,7 @@ class Bench:
                 concurrency=vus_of(group),
             )
             new.bound = bound
+            new.section = section
             if result.completed == 0 and result.errors == 0:
                 # Nothing answered and nothing failed in time: requests hung.
                 new.status = "failed: no answer in the window (longer --duration?)"
@@ -748,6 +772,7 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "bcrypt_rounds": args.bcrypt_rounds,
+            "repeat": args.repeat,
             "workers": args.workers_list,
             "databases": args.database_urls,
             "concurrency": {

@@ -1,7 +1,8 @@
 """The benchmark runs end to end: every scenario for about a second.
 
 This checks the tool, not the server's speed: no figure is compared with
-anything, only that each scenario ran, answered and failed nowhere. It runs the
+anything, only that each scenario ran (those with a target twice, each right
+after its ceiling), answered and failed nowhere. It runs the
 real command in a subprocess (servers, load generator and all) on SQLite with
 bcrypt cost 4 and two connections per scenario, without the peer.
 """
@@ -48,6 +49,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
         "--mixed-jwks-vus",
         "1",
         "--no-peer",
+        "--repeat",
+        "2",
         "--json-out",
         str(out),
     ]
@@ -90,6 +93,19 @@ def test_rows_are_linked_to_their_ceilings(run: tuple[str, dict[str, Any]]) -> N
     memory = [m for m in data["memory"] if m["server"] == "authserver"]
     assert memory and all(mb > 0 for mb in memory[0]["rss_mb"])
     assert {t["target"] for t in data["targets"]}  # evaluated, whatever the verdict
+
+
+def test_targets_are_judged_on_repeated_pairs(run: tuple[str, dict[str, Any]]) -> None:
+    _, data = run
+    names = [row["scenario"] for row in data["results"]]
+    # Each scenario with a target ran twice, each time right after its ceiling.
+    for scenario, ceiling in (("refresh", "sign2"), ("client_credentials", "sign1")):
+        assert names.count(scenario) == 2, names
+        for at in (i for i, name in enumerate(names) if name == scenario):
+            assert names[at - 1] == f"ceiling: {ceiling}", names
+    assert names.count("discovery") == 1  # no target: measured once
+    details = {t["target"]: t["detail"] for t in data["targets"]}
+    assert " of 2 (" in details["refresh >= 40% of sign2, no errors"], details
 
 
 def test_table_is_printed(run: tuple[str, dict[str, Any]]) -> None:

@@ -61,3 +61,41 @@ def test_a_failed_ceiling_bounds_nothing():
     report.link(peer_name=None)
 
     assert refresh.bound_rps is None and refresh.fraction_of_bound is None
+
+
+def test_repeated_pairs_are_judged_on_their_median():
+    report = Report(meta={})
+    ratios = [(1000, 350), (1000, 550), (1000, 450)]  # 35%, 55%, 45%
+    for ceiling, rate in ratios:
+        report.rows.append(_row("ceiling: sign2", ceiling, section="refresh"))
+        report.rows.append(
+            _row("refresh", rate, bound="sign2", target=0.4, database="postgresql")
+        )
+
+    report.link(peer_name=None)
+    report.check_targets(rss_limit_mb=150, p99_limit_ms=50)
+
+    [verdict] = [t for t in report.targets if t["target"].startswith("refresh")]
+    assert verdict["met"] is True
+    assert verdict["detail"] == "median 45% of 3 (35%, 55%, 45%), 0 errors"
+
+
+def test_paired_ceilings_are_shown_with_their_scenario():
+    report = Report(meta={})
+    report.rows = [
+        _row("ceiling: bytes", 30000, section="jwks"),
+        _row("jwks", 20000, bound="bytes", database="postgresql"),
+        _row("ceiling: sign2", 1500, section="refresh"),
+        _row("refresh", 800, bound="sign2", database="postgresql"),
+        _row("ceiling: sign1", 3000),  # unpaired: on top
+    ]
+
+    names = [row.scenario for row in report.ordered(peer_name=None)]
+
+    assert names == [
+        "ceiling: sign1",
+        "ceiling: bytes",
+        "jwks",
+        "ceiling: sign2",
+        "refresh",
+    ]
