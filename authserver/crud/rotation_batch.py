@@ -3,8 +3,8 @@
 Every refresh marks its parent token used and stores the child (see
 `RefreshTokenRepository.rotate_into`). Done one statement per request, the
 database's fixed cost per statement and per commit (parse, plan, WAL flush,
-a round trip) costs more CPU than the rest of the grant outside its two
-signatures. `RotationBatcher` writes the rotations that arrive while earlier
+a round trip, SQLAlchemy's and asyncpg's own work) was the largest part of a
+refresh after its signature (docs/benchmarks.md). `RotationBatcher` writes the rotations that arrive while earlier
 ones are in flight as ONE statement: the arrays of all their rows go through
 `unnest`, the conditional UPDATE consumes every parent that may still rotate,
 and the INSERT stores exactly the children of the parents it consumed. The
