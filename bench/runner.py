@@ -573,16 +573,12 @@ class Bench:
             if scenario.ceiling:
                 continue
             bound = scenario.bound
-            with_ceiling = bool(measure_ceiling and bound in self.selected)
-            rounds = self.args.repeat if with_ceiling and scenario.target else 1
+            pair = measure_ceiling if bound in self.selected else None
+            rounds = self.args.repeat if pair and scenario.target else 1
             for _ in range(rounds):
-                if (
-                    measure_ceiling
-                    and with_ceiling
-                    and (rounds > 1 or bound not in paired)
-                ):
+                if pair is not None and bound and (rounds > 1 or bound not in paired):
                     paired.add(bound)  # right before the scenario it bounds
-                    measure_ceiling(bound, scenario.name)
+                    pair(bound, scenario.name)
                 self.measure(
                     scenario,
                     endpoint,

@@ -71,16 +71,9 @@ _CONSUME = (
         retry_until=bindparam("retry_until"),
     )
 )
-# Only these: an UPDATE takes a parameter named like a column as a new value.
-_CONSUME_PARAMS = (
-    "parent_jti",
-    "client_pk",
-    "admin_required",
-    "child_jti",
-    "at",
-    "retry_blob",
-    "retry_until",
-)
+# Exactly its own parameters: an UPDATE would take one named like a column
+# (family_id, scope, ...) as a new value for it.
+_CONSUME_PARAMS = tuple(_CONSUME.compile().params)
 
 
 class RefreshTokenRepository:
