@@ -20,10 +20,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from authserver.api.deps import (
@@ -43,14 +42,13 @@ from authserver.core.logging import (
     new_request_id,
     reset_request,
 )
-from authserver.crud.client import ClientRepository
-from authserver.crud.refresh_token import RefreshTokenRepository
-from authserver.crud.user import LockPolicy, UserRepository
+from authserver.crud.user import LockPolicy
 from authserver.schemas.token import TokenForm
 from authserver.services.grants import exchange
 from authserver.services.grants.common import GrantContext
 
 TOKEN_PATH = "/oauth2/token"
+JSON = "application/json"
 
 
 def utc_now() -> datetime:
@@ -106,18 +104,20 @@ class TokenEndpoint:
             params = parse_oauth_form(request.headers.get("content-type"), body)
             form = validate_oauth_form(TokenForm, params)
             credentials = client_credentials(request, form)
-            session: AsyncSession = self.state.session_factory()
+            ctx = self._grant_context(request)
             try:
-                ctx = self._grant_context(session, request)
                 answer = await exchange(form, credentials, ctx)
             finally:
                 # A session holds a connection only inside a transaction; most
                 # grants end theirs, and a cached client's one never begins.
-                if session.in_transaction():
-                    await session.close()
+                await ctx.release()
         except Exception as exc:  # every failure gets the registered handlers' answer
             return await render_error(request, exc)
-        return JSONResponse(answer.model_dump(exclude_none=True), headers=NO_STORE)
+        return Response(
+            answer.model_dump_json(exclude_none=True),
+            media_type=JSON,
+            headers=NO_STORE,
+        )
 
     async def _read_body(self, request: Request) -> bytes:
         """The body, refused as soon as it grows past the cap (chunked bodies)."""
@@ -133,16 +133,14 @@ class TokenEndpoint:
             raise InvalidRequestError("the request body was cut off") from None
         return b"".join(chunks)
 
-    def _grant_context(self, session: AsyncSession, request: Request) -> GrantContext:
+    def _grant_context(self, request: Request) -> GrantContext:
         settings = self.settings
         state = self.state
         current_origin.set(Origin(ip=request.client.host if request.client else None))
         return GrantContext(
-            session=session,
-            users=UserRepository(session),
-            clients=ClientRepository(session),
+            session_factory=state.session_factory,
+            rotation_batcher=state.rotation_batcher,
             client_cache=state.client_cache,
-            refresh_tokens=RefreshTokenRepository(session, state.rotation_batcher),
             tokens=state.tokens,
             hasher=state.hasher,
             refresh_ttl=settings.refresh_token_ttl,

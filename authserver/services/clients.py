@@ -3,6 +3,7 @@
 import re
 import time
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from authserver.core.exceptions import (
@@ -25,6 +26,9 @@ from authserver.services import audit
 # Grants that authenticate nobody but the client itself: a public client has no
 # credentials, so it must never be allowed one (RFC 6749 §4.4).
 CONFIDENTIAL_ONLY_GRANTS = frozenset({"client_credentials"})
+
+# How a client is read when it is not cached: by client_id, from the database.
+ClientLookup = Callable[[str], Awaitable[Client | None]]
 
 
 @dataclass(frozen=True)
@@ -51,14 +55,14 @@ class ClientCache:
         self.ttl = ttl
         self._entries: dict[str, tuple[float, Client]] = {}
 
-    async def get(self, client_id: str, clients: ClientRepository) -> Client | None:
+    async def get(self, client_id: str, lookup: ClientLookup) -> Client | None:
         if self.ttl <= 0:
-            return await clients.get_by_client_id(client_id)
+            return await lookup(client_id)
         now = time.monotonic()
         cached = self._entries.get(client_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        client = await clients.get_by_client_id(client_id)
+        client = await lookup(client_id)
         if client is None:
             self._entries.pop(client_id, None)
             return None
@@ -84,27 +88,27 @@ def _detached_copy(client: Client) -> Client:
 
 async def authenticate_client(
     credentials: ClientCredentials | None,
-    clients: ClientRepository,
+    lookup: ClientLookup,
     cache: ClientCache | None = None,
 ) -> Client:
     """The authenticated client, or InvalidClientError (same words for every cause)."""
-    client = await _authenticate(credentials, clients, cache)
+    client = await _authenticate(credentials, lookup, cache)
     annotate_request(client_id=client.client_id)  # for the access-log line
     return client
 
 
 async def _authenticate(
     credentials: ClientCredentials | None,
-    clients: ClientRepository,
+    lookup: ClientLookup,
     cache: ClientCache | None,
 ) -> Client:
     if credentials is None:
         raise InvalidClientError(detail="no client credentials")
     used_basic = credentials.used_basic
     if cache is not None:
-        client = await cache.get(credentials.client_id, clients)
+        client = await cache.get(credentials.client_id, lookup)
     else:
-        client = await clients.get_by_client_id(credentials.client_id)
+        client = await lookup(credentials.client_id)
     if client is None:
         if credentials.secret is not None:
             verify_client_secret(credentials.secret, DUMMY_CLIENT_SECRET_HASH)

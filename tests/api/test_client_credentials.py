@@ -2,6 +2,7 @@
 
 import pytest
 
+from authserver.services.clients import ClientCache
 from tests.api.helpers import (
     ME_URL,
     TOKEN_URL,
@@ -127,3 +128,24 @@ async def test_wrong_secret_is_invalid_client(api, session_factory):
     )
 
     assert_oauth_error(response, 401, "invalid_client")
+
+
+async def test_a_cached_client_needs_no_database_session(api, app, session_factory):
+    client = await make_client(session_factory, grant_types=CC, scopes=("reports",))
+    opened = []
+
+    def counting_factory():
+        opened.append(1)
+        return session_factory()
+
+    # Not monkeypatch: it deletes, rather than restores, a Starlette State entry.
+    saved = app.state.client_cache, app.state.session_factory
+    app.state.client_cache = ClientCache(ttl=60)
+    app.state.session_factory = counting_factory
+    try:
+        tokens(await client_credentials_grant(api, client))  # reads the client
+        tokens(await client_credentials_grant(api, client))  # from the cache
+    finally:
+        app.state.client_cache, app.state.session_factory = saved
+
+    assert len(opened) == 1

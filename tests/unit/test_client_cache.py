@@ -40,11 +40,11 @@ async def test_reads_once_within_ttl_then_again(monkeypatch):
     repo = CountingRepository(client())
     cache = ClientCache(ttl=5)
 
-    first = await cache.get("app", repo)  # type: ignore[arg-type]
-    second = await cache.get("app", repo)  # type: ignore[arg-type]
+    first = await cache.get("app", repo.get_by_client_id)
+    second = await cache.get("app", repo.get_by_client_id)
     repo.client = client(secret_hash="h2")
     clock[0] += 5.1
-    third = await cache.get("app", repo)  # type: ignore[arg-type]
+    third = await cache.get("app", repo.get_by_client_id)
 
     assert repo.reads == 2
     assert first.secret_hash == second.secret_hash == "h1"
@@ -56,8 +56,8 @@ async def test_unknown_clients_are_never_cached(ttl):
     repo = CountingRepository(None)
     cache = ClientCache(ttl=ttl)
 
-    assert await cache.get("app", repo) is None  # type: ignore[arg-type]
-    assert await cache.get("app", repo) is None  # type: ignore[arg-type]
+    assert await cache.get("app", repo.get_by_client_id) is None
+    assert await cache.get("app", repo.get_by_client_id) is None
 
     assert repo.reads == 2
 
@@ -66,7 +66,7 @@ async def test_ttl_zero_always_reads():
     repo = CountingRepository(client())
     cache = ClientCache(ttl=0)
 
-    await cache.get("app", repo)  # type: ignore[arg-type]
-    await cache.get("app", repo)  # type: ignore[arg-type]
+    await cache.get("app", repo.get_by_client_id)
+    await cache.get("app", repo.get_by_client_id)
 
     assert repo.reads == 2

@@ -3,7 +3,9 @@
 import io
 import json
 import logging
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -173,3 +175,32 @@ def test_configure_logging_routes_everything_through_one_json_handler():
     (line,) = lines(stream)
     assert line["message"] == "Started server process"
     assert "color_message" not in line
+
+
+def test_extras_cannot_overwrite_the_leading_fields(captured):
+    logger, stream = captured
+    token = bind_request("req-own")
+    try:
+        logger.info(
+            "event",
+            extra={"timestamp": "forged", "level": "DEBUG", "logger": "x"},
+        )
+    finally:
+        reset_request(token)
+
+    (line,) = lines(stream)
+    assert line["level"] == "INFO" and line["logger"] == "tests.logging"
+    assert line["timestamp"] != "forged" and line["request_id"] == "req-own"
+
+
+def test_values_json_cannot_encode_are_written_readably(captured):
+    logger, stream = captured
+    when = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    ident = uuid.UUID(int=7)
+
+    logger.info("event", extra={"at": when, "id": ident, "ids": {"a", "b"}})
+
+    (line,) = lines(stream)
+    assert line["at"] == "2026-11-26T12:00:00+00:00"
+    assert line["id"] == str(ident)
+    assert sorted(line["ids"]) == ["a", "b"]

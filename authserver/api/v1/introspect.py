@@ -35,7 +35,9 @@ async def introspect_token(
     request: Request, form: IntrospectionFormDep, ctx: TokenContextDep
 ) -> JSONResponse:
     client = await authenticate_client(
-        client_credentials(request, form), ctx.clients, request.app.state.client_cache
+        client_credentials(request, form),
+        ctx.clients.get_by_client_id,
+        request.app.state.client_cache,
     )
     response = await introspect(ctx, form.token, form.token_type_hint, client)
     return JSONResponse(response.model_dump(exclude_none=True), headers=NO_STORE)

@@ -38,7 +38,9 @@ async def revoke_token(
     request: Request, form: RevocationFormDep, ctx: TokenContextDep
 ) -> Response:
     client = await authenticate_client(
-        client_credentials(request, form), ctx.clients, request.app.state.client_cache
+        client_credentials(request, form),
+        ctx.clients.get_by_client_id,
+        request.app.state.client_cache,
     )
     await revoke(ctx, form.token, form.token_type_hint, client)
     return Response(status_code=200, headers=NO_STORE)

@@ -30,7 +30,7 @@ async def exchange(
     # The access line says which grant was asked for (the grants' own events
     # are at DEBUG: one INFO line per token request).
     annotate_request(grant_type=form.grant_type[:MAX_LOGGED_GRANT_TYPE])
-    client = await authenticate_client(credentials, ctx.clients, ctx.client_cache)
+    client = await authenticate_client(credentials, ctx.find_client, ctx.client_cache)
     handler = GRANT_HANDLERS.get(form.grant_type)
     if handler is None:
         raise UnsupportedGrantTypeError("this grant_type is not supported")

@@ -1,14 +1,17 @@
 """Steps every grant shares: the context, scope decisions, minting a response."""
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authserver.core.exceptions import InvalidScopeError
 from authserver.crud.client import ClientRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
+from authserver.crud.rotation_batch import RotationBatcher
 from authserver.crud.user import LockPolicy, UserRepository
 from authserver.models import Client, RefreshToken
 from authserver.schemas.scope import parse_scope
@@ -23,13 +26,15 @@ OPENID_SCOPE = "openid"
 
 @dataclass
 class GrantContext:
-    """Everything a grant handler needs, built once per request."""
+    """Everything a grant handler needs, built once per request.
 
-    session: AsyncSession
-    users: UserRepository
-    clients: ClientRepository
+    The session and the repositories are made on first use: a client
+    credentials grant for a cached client needs no database at all.
+    """
+
+    session_factory: Callable[[], AsyncSession]
+    rotation_batcher: RotationBatcher | None
     client_cache: ClientCache | None
-    refresh_tokens: RefreshTokenRepository
     tokens: TokenService
     hasher: PasswordHasher
     refresh_ttl: timedelta
@@ -37,6 +42,31 @@ class GrantContext:
     retry_window: timedelta
     lock_policy: LockPolicy
     now: datetime
+
+    @cached_property
+    def session(self) -> AsyncSession:
+        return self.session_factory()
+
+    @cached_property
+    def users(self) -> UserRepository:
+        return UserRepository(self.session)
+
+    @cached_property
+    def clients(self) -> ClientRepository:
+        return ClientRepository(self.session)
+
+    @cached_property
+    def refresh_tokens(self) -> RefreshTokenRepository:
+        return RefreshTokenRepository(self.session, self.rotation_batcher)
+
+    async def find_client(self, client_id: str) -> Client | None:
+        return await self.clients.get_by_client_id(client_id)
+
+    async def release(self) -> None:
+        """Return the connection if a grant left a transaction open."""
+        session: AsyncSession | None = self.__dict__.get("session")
+        if session is not None and session.in_transaction():
+            await session.close()
 
 
 def requested_scopes(value: str | None, client: Client) -> list[str]:
