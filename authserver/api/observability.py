@@ -3,7 +3,9 @@
 import logging
 import re
 import time
+from functools import lru_cache
 
+from prometheus_client import Counter, Histogram
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,6 +36,12 @@ QUIET_ROUTES = frozenset(
     }
 )
 MAX_LOGGED_PATH = 256
+# Any token is a valid HTTP method: others are counted together, so a client
+# cannot add metric series at will.
+METRIC_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
+)
+OTHER_METHOD = "other"
 
 
 class RequestContextMiddleware:
@@ -86,6 +94,18 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else metrics.UNMATCHED_ROUTE
 
 
+@lru_cache(maxsize=1024)  # bounded label sets: method, route template, status
+def _http_series(method: str, route: str, status: int) -> tuple[Histogram, Counter]:
+    """The latency histogram and request counter of one label set, looked up
+    once instead of on every request."""
+    if method not in METRIC_METHODS:
+        method = OTHER_METHOD
+    return (
+        metrics.HTTP_LATENCY.labels(method=method, route=route),
+        metrics.HTTP_REQUESTS.labels(method=method, route=route, status=str(status)),
+    )
+
+
 def finish_request(
     scope: Scope,
     status: int,
@@ -99,8 +119,9 @@ def finish_request(
     method = scope["method"]
     route = route or route_template(scope)
     context = current_request()
-    metrics.HTTP_LATENCY.labels(method=method, route=route).observe(duration)
-    metrics.HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
+    latency, requests = _http_series(method, route, status)
+    latency.observe(duration)
+    requests.inc()
     if route == TOKEN_ROUTE and status >= 400 and context and context.error:
         metrics.TOKEN_ERRORS.labels(error=context.error).inc()
     if route in QUIET_ROUTES and status < 500:

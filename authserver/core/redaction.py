@@ -120,11 +120,14 @@ def redact(value: Any, *, depth: int = 0) -> Any:
 
 def redact_mapping(data: Mapping[Any, Any], *, depth: int = 0) -> dict[Any, Any]:
     """A copy of `data` with sensitive keys' values replaced, recursively."""
-    return {
-        key: (
-            REDACTED
-            if isinstance(key, str) and is_sensitive_key(key) and value is not None
-            else redact(value, depth=depth)
-        )
-        for key, value in data.items()
-    }
+    clean: dict[Any, Any] = {}
+    for key, value in data.items():
+        if value is None:
+            clean[key] = None
+        elif isinstance(key, str) and is_sensitive_key(key):
+            clean[key] = REDACTED
+        elif type(value) is str:  # most of a log line: skip redact()'s dispatch
+            clean[key] = scrub_text(value)
+        else:
+            clean[key] = redact(value, depth=depth)
+    return clean

@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -115,14 +116,23 @@ def hash_client_secret(secret: str, *, salt: bytes | None = None) -> str:
 
 def verify_client_secret(secret: str, secret_hash: str) -> bool:
     """Constant-time check of a presented secret against its stored hash."""
+    parsed = _parse_secret_hash(secret_hash)
+    if parsed is None:
+        return False
+    salt, expected = parsed
+    actual = hmac.digest(salt, secret.encode(), "sha256")
+    return hmac.compare_digest(actual, expected)
+
+
+@lru_cache(maxsize=1024)  # one entry per client: parsed once, not per request
+def _parse_secret_hash(secret_hash: str) -> tuple[bytes, bytes] | None:
+    """The salt and digest of a stored hash of our scheme, else None."""
     try:
         scheme, salt, digest = secret_hash.split("$")
-        expected = _unb64(digest)
-        salt_bytes = _unb64(salt)
+        parsed = _unb64(salt), _unb64(digest)
     except ValueError:
-        return False
-    actual = hmac.new(salt_bytes, secret.encode(), hashlib.sha256).digest()
-    return scheme == _SECRET_SCHEME and hmac.compare_digest(actual, expected)
+        return None
+    return parsed if scheme == _SECRET_SCHEME else None
 
 
 # A hash that no secret matches, so an unknown client costs the same work.

@@ -87,6 +87,20 @@ async def test_routes_are_templates_not_raw_paths(api):
     assert not any(route and route.startswith("/no/such") for route in routes)
 
 
+async def test_unknown_methods_share_one_series(api):
+    before = await scrape(api)
+    for n in range(3):
+        await api.request(f"BREW{n}", "/no/such/thing")
+
+    after = await scrape(api)
+
+    methods = {dict(labels).get("method") for (_, labels) in after}
+    assert not any(method and method.startswith("BREW") for method in methods)
+    latency = "authserver_http_request_duration_seconds_count"
+    other = {"method": "other", "route": "unmatched"}
+    assert value(after, latency, **other) - value(before, latency, **other) == 3
+
+
 async def test_breaker_state_is_exported(api):
     samples = await scrape(api)
 

@@ -90,6 +90,13 @@ def test_client_secret_hash_round_trip():
     assert "s3cret" not in stored
 
 
+def test_client_secret_hash_of_another_scheme_never_verifies():
+    _, salt, digest = hash_client_secret("s3cret").split("$")
+
+    assert not verify_client_secret("s3cret", f"md5${salt}${digest}")
+    assert not verify_client_secret("s3cret", f"x${salt}$!!")
+
+
 def test_sealed_answer_opens_only_with_the_token_it_was_sealed_under():
     blob = seal("refresh-token-A", "jti-1", {"access_token": "x"})
 
