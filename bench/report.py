@@ -104,6 +104,18 @@ class Report:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Report":
+        """A report as `as_dict` wrote it (a run's --json-out file)."""
+        return cls(
+            meta=data["meta"],
+            rows=[Row(**row) for row in data["results"]],
+            memory=[Memory(**m) for m in data["memory"]],
+            bcrypt=data["bcrypt_ceiling"],
+            targets=data["targets"],
+            notes=data["notes"],
+        )
+
     # --- derived figures ---------------------------------------------------
 
     def link(self, peer_name: str | None) -> None:
@@ -253,81 +265,26 @@ class Report:
         table = Table(
             title="authserver benchmark", box=box.HEAVY_HEAD, title_justify="left"
         )
-        for name, justify in (
-            ("scenario", "left"),
-            ("server", "left"),
-            ("workers", "right"),
-            ("database", "left"),
-            ("concurrency", "right"),
-            ("requests/s", "right"),
-            ("p50 ms", "right"),
-            ("p99 ms", "right"),
-            ("errors", "right"),
-            ("ceiling/s", "right"),
-            ("% of ceiling", "right"),
-            ("vs peer", "right"),
-        ):
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        for name, right in COLUMNS:
+            table.add_column(name, justify="right" if right else "left")
         previous = None
         for row in self.ordered(peer_name):
             if previous is not None and _family(previous) != _family(row):
                 table.add_section()
             previous = row
-            if row.measured:
-                rate, p50, p99 = (
-                    _number(row.requests_per_second),
-                    _ms(row.p50_ms),
-                    _ms(row.p99_ms),
-                )
-            else:
-                rate, p50, p99 = row.status, "-", "-"
-            ratio = "-"
-            if row.vs_peer is not None:
-                ratio = (
-                    f"p99 {row.vs_peer:.2f}x"
-                    if row.scenario == "mixed: jwks"
-                    else f"{row.vs_peer:.2f}x"
-                )
-            table.add_row(
-                row.scenario,
-                row.server,
-                "-" if row.workers is None else str(row.workers),
-                row.database,
-                row.concurrency,
-                rate,
-                p50,
-                p99,
-                f"[red]{row.errors}[/red]" if row.errors else "0",
-                _number(row.bound_rps),
-                (
-                    "-"
-                    if row.fraction_of_bound is None
-                    else f"{row.fraction_of_bound:.0%}"
-                ),
-                ratio,
-            )
+            cells = _cells(row)
+            if row.errors:
+                cells[ERRORS_COLUMN] = f"[red]{row.errors}[/red]"
+            table.add_row(*cells)
         console.print(table)
         if self.memory:
-            lines = [
-                f"  {m.server} ({_config(m)}): "
-                + ", ".join(f"{mb:.0f} MB" for mb in m.rss_mb)
-                for m in self.memory
-            ]
             console.print("Resident memory per worker after the run:")
-            console.print("\n".join(lines), highlight=False)
+            console.print("\n".join(self._memory_lines()), highlight=False)
         if self.targets:
             console.print("Targets (the issue's are for PostgreSQL, 2 workers):")
-            for t in self.targets:
-                verdict = {True: "[green]met[/green]", False: "[red]missed[/red]"}
-                result = (
-                    f"{verdict[t['met']]} ({t['detail']})"
-                    if t["met"] is not None
-                    else t["detail"]
-                )
-                console.print(
-                    f"  {t['database']}/{t['workers']}w  {t['target']}: {result}",
-                    highlight=False,
-                )
+            verdict = {True: "[green]met[/green]", False: "[red]missed[/red]"}
+            for line in self._target_lines(verdict):
+                console.print(line, highlight=False)
         failures = [r for r in self.rows if r.error_samples]
         if failures:
             console.print("[red]Errors[/red] (first distinct reasons):")
@@ -340,6 +297,92 @@ class Report:
                     )
         for note in self.notes:
             console.print(f"Note: {note}", highlight=False)
+
+    def markdown(self, peer_name: str | None) -> str:
+        """The table, the memory and the targets as Markdown (docs/benchmarks.md)."""
+        lines = [
+            "| " + " | ".join(name for name, _ in COLUMNS) + " |",
+            "| "
+            + " | ".join("---:" if right else "---" for _, right in COLUMNS)
+            + " |",
+        ]
+        lines += [
+            "| " + " | ".join(_cells(row)) + " |" for row in self.ordered(peer_name)
+        ]
+        if self.memory:
+            lines += ["", "Resident memory per worker after the run:", ""]
+            lines += [f"- {line.strip()}" for line in self._memory_lines()]
+        if self.targets:
+            lines += ["", "Targets:", ""]
+            verdict = {True: "met", False: "**missed**"}
+            lines += [f"- {line.strip()}" for line in self._target_lines(verdict)]
+        return "\n".join(lines) + "\n"
+
+    def _memory_lines(self) -> list[str]:
+        return [
+            f"  {m.server} ({_config(m)}): "
+            + ", ".join(f"{mb:.0f} MB" for mb in m.rss_mb)
+            for m in self.memory
+        ]
+
+    def _target_lines(self, verdict: dict[bool, str]) -> list[str]:
+        lines = []
+        for t in self.targets:
+            result = (
+                f"{verdict[t['met']]} ({t['detail']})"
+                if t["met"] is not None
+                else t["detail"]
+            )
+            lines.append(f"  {t['database']}/{t['workers']}w  {t['target']}: {result}")
+        return lines
+
+
+# The table's columns: name, right-aligned.
+COLUMNS = (
+    ("scenario", False),
+    ("server", False),
+    ("workers", True),
+    ("database", False),
+    ("concurrency", True),
+    ("requests/s", True),
+    ("p50 ms", True),
+    ("p99 ms", True),
+    ("errors", True),
+    ("ceiling/s", True),
+    ("% of ceiling", True),
+    ("vs peer", True),
+)
+ERRORS_COLUMN = 8
+
+
+def _cells(row: Row) -> list[str]:
+    """One row of the table as plain text, in COLUMNS order."""
+    if row.measured:
+        rate, p50, p99 = (
+            _number(row.requests_per_second),
+            _ms(row.p50_ms),
+            _ms(row.p99_ms),
+        )
+    else:
+        rate, p50, p99 = row.status, "-", "-"
+    ratio = "-"
+    if row.vs_peer is not None:
+        prefix = "p99 " if row.scenario == "mixed: jwks" else ""
+        ratio = f"{prefix}{row.vs_peer:.2f}x"
+    return [
+        row.scenario,
+        row.server,
+        "-" if row.workers is None else str(row.workers),
+        row.database,
+        row.concurrency,
+        rate,
+        p50,
+        p99,
+        str(row.errors),
+        _number(row.bound_rps),
+        "-" if row.fraction_of_bound is None else f"{row.fraction_of_bound:.0%}",
+        ratio,
+    ]
 
 
 def _family(row: Row) -> str:

@@ -27,6 +27,8 @@ from bench.report import CEILING_APP, OURS, Memory, Report, Row
 from bench.scenarios import CEILINGS, LOGIN_SCENARIOS, SCENARIOS, Discovery, Scenario
 
 PEER_NAME = "oidc-provider"
+TARGET_CLIENT_SECRET_ENV = "BENCH_TARGET_CLIENT_SECRET"
+TARGET_PASSWORD_ENV = "BENCH_TARGET_PASSWORD"
 PEER_CLIENT = ("bench-client", "bench-secret")  # the peer's defaults (README)
 PEER_USER = ("alice", "wonderland")
 # The stock in-memory adapter is an LRU of 1000 entries that drops live state
@@ -204,10 +206,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     target.add_argument("--token-url", help="default: from discovery")
     target.add_argument("--jwks-url", help="default: from discovery")
     target.add_argument("--introspection-url", help="default: from discovery")
-    target.add_argument("--client-id")
-    target.add_argument("--client-secret")
-    target.add_argument("--username")
-    target.add_argument("--password")
+    # Secrets never go on a command line (other users see argv in ps): the
+    # client secret and the password come from the environment.
+    target.add_argument(
+        "--client-id", help=f"its client secret: ${TARGET_CLIENT_SECRET_ENV}"
+    )
+    target.add_argument("--username", help=f"its password: ${TARGET_PASSWORD_ENV}")
 
     parser.add_argument(
         "--profile",
@@ -468,14 +472,16 @@ class Bench:
         args = self.args
         console.print(f"[bold]{args.target_name}[/bold] at {args.target_url}")
         users: tuple[tuple[str, str], ...] = ()
-        if args.username and args.password:
-            users = ((args.username, args.password),)
+        password = os.environ.get(TARGET_PASSWORD_ENV)
+        if args.username and password:
+            users = ((args.username, password),)
+        client_secret = os.environ.get(TARGET_CLIENT_SECRET_ENV, "")
         self.against(
             args.target_url.rstrip("/"),
             name=args.target_name,
             workers=None,
             database="-",
-            client=(args.client_id or "", args.client_secret or ""),
+            client=(args.client_id or "", client_secret),
             users=users,
             pids=None,
             overrides={

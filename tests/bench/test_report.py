@@ -1,5 +1,8 @@
 """Linking rows to their ceilings: the one measured closest before them."""
 
+import json
+
+from bench import markdown
 from bench.report import CEILING_APP, OURS, Report, Row
 
 
@@ -99,3 +102,50 @@ def test_paired_ceilings_are_shown_with_their_scenario():
         "ceiling: sign2",
         "refresh",
     ]
+
+
+def _linked_report() -> Report:
+    report = Report(meta={"date": "2026-11-26"})
+    report.rows = [
+        _row("ceiling: sign1", 1000, section="client_credentials"),
+        _row("client_credentials", 650, bound="sign1", target=0.6, errors=2),
+        _row("introspection", 0, status="n/a (not supported)"),
+    ]
+    report.link(peer_name=None)
+    return report
+
+
+def test_a_report_survives_its_json():
+    report = _linked_report()
+    report.check_targets(rss_limit_mb=150, p99_limit_ms=50)
+
+    again = Report.from_dict(json.loads(json.dumps(report.as_dict())))
+
+    assert again == report
+
+
+def test_markdown_has_one_line_per_row_with_every_column():
+    report = _linked_report()
+
+    table = report.markdown(peer_name=None).splitlines()
+
+    header, rule, *rows = table
+    assert header.startswith("| scenario | server |")
+    assert len(rows) == len(report.rows)
+    assert {line.count("|") for line in (header, rule, *rows)} == {13}
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+    assert cells[1][0] == "client_credentials" and cells[1][8] == "2"
+    assert cells[1][5] == "650" and cells[1][9:11] == ["1,000", "65%"]
+    assert cells[2][0] == "introspection" and cells[2][5:8] == [
+        "n/a (not supported)",
+        "-",
+        "-",
+    ]
+
+
+def test_markdown_command_refuses_a_file_that_is_not_a_run(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"meta": {}}')
+
+    assert markdown.main([str(bad)]) == 2
+    assert "cannot read" in capsys.readouterr().err
