@@ -101,22 +101,13 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class RedactionFilter(logging.Filter):
-    """Mask secrets in the message and `extra` fields before any handler sees them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):
-            message = None  # a bad format call: the handler reports it, not us
-        if message is not None:
-            scrubbed = scrub_text(message)
-            if scrubbed != message:
-                record.msg, record.args = scrubbed, None
-        for key in set(vars(record)) - _RECORD_ATTRS:
-            clean = redact_mapping({key: getattr(record, key)})[key]
-            setattr(record, key, clean)
-        return True
+def _message(record: logging.LogRecord) -> str:
+    """The record's message; for a bad format call, the template without its
+    arguments (logging's own error report would print them, secrets and all)."""
+    try:
+        return record.getMessage()
+    except (TypeError, ValueError):
+        return f"{record.msg} [log arguments dropped: they do not fit the message]"
 
 
 class JsonFormatter(logging.Formatter):
@@ -132,7 +123,7 @@ class JsonFormatter(logging.Formatter):
         fields: dict[str, Any] = {
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _message(record),
             "request_id": getattr(record, "request_id", None),
         }
         for key, value in vars(record).items():
@@ -169,6 +160,10 @@ class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if not hasattr(record, "request_id"):
             record.request_id = None
+        try:
+            record.getMessage()
+        except (TypeError, ValueError):  # a bad format call: disarm it
+            record.msg, record.args = _message(record), None
         line = super().format(record)
         extras = {
             k: v

@@ -204,3 +204,23 @@ def test_values_json_cannot_encode_are_written_readably(captured):
     assert line["at"] == "2026-11-26T12:00:00+00:00"
     assert line["id"] == str(ident)
     assert sorted(line["ids"]) == ["a", "b"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_a_bad_format_call_logs_its_template_but_never_its_arguments(fmt, capsys):
+    stream = io.StringIO()
+    logger = logging.getLogger(f"tests.logging.bad.{fmt}")
+    handler = build_handler(stream, fmt)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("presented %s and %s", "s3cr3t-value")  # one argument short
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+
+    output = stream.getvalue()
+    assert "presented %s and %s" in output and "arguments dropped" in output
+    assert "s3cr3t-value" not in output
+    # logging's own error report (which prints the arguments) never ran.
+    assert "s3cr3t-value" not in capsys.readouterr().err
