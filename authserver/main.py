@@ -97,6 +97,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="OAuth 2.0 / OpenID Connect token server",
         version="0.1.0",
         lifespan=lifespan,
+        # No 307 from /oauth2/token/ to /oauth2/token: the redirect is built
+        # from the Host header and keeps the method and body, so a client that
+        # follows it resends its secrets wherever Host pointed.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.keystore = keystore

@@ -176,7 +176,7 @@ def client_credentials(
     if header is None:
         if form.client_id is None:
             return None
-        return ClientCredentials(form.client_id, form.client_secret, used_basic=False)
+        return ClientCredentials(form.client_id, form.client_secret)
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":
         raise InvalidClientError(detail="unsupported authorization scheme")
@@ -185,17 +185,15 @@ def client_credentials(
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
-        raise InvalidClientError(
-            detail="malformed basic credentials", used_basic=True
-        ) from None
+        raise InvalidClientError(detail="malformed basic credentials") from None
     raw_id, sep, raw_secret = decoded.partition(":")
     if not sep or not raw_id:
-        raise InvalidClientError(detail="malformed basic credentials", used_basic=True)
+        raise InvalidClientError(detail="malformed basic credentials")
     # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
     client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
     if form.client_id is not None and form.client_id != client_id:
         raise InvalidRequestError("client_id in the body differs from the credentials")
-    return ClientCredentials(client_id, secret, used_basic=True)
+    return ClientCredentials(client_id, secret)
 
 
 # Only for the OpenAPI schema (a "bearer" security scheme on every protected

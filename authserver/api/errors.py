@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from authserver.core.exceptions import (
     AlreadyExistsError,
@@ -44,7 +45,10 @@ async def oauth_error_handler(request: Request, exc: Exception) -> Response:
     if exc.description:
         body["error_description"] = exc.description
     headers = dict(NO_STORE)
-    if isinstance(exc, InvalidClientError) and exc.used_basic:
+    if isinstance(exc, InvalidClientError):
+        # RFC 9110 §15.5.2: every 401 carries a challenge; Basic is the scheme
+        # the token endpoint accepts, whichever way the client tried (RFC 6749
+        # §5.2 requires it when the client used the Authorization header).
         headers["WWW-Authenticate"] = f'Basic realm="{REALM}"'
     if isinstance(exc, BearerError):
         headers["WWW-Authenticate"] = bearer_challenge(exc)
@@ -111,7 +115,29 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     body = {"error": _HTTP_CODES.get(exc.status_code, "http_error")}
     if isinstance(exc.detail, str):
         body["error_description"] = exc.detail
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (RFC 9110 §15.5.6).
+
+    Starlette's 405 names only the first route whose path matched; a path
+    served by several routes (GET and PATCH /users/me) needs all of them.
+    Each method is put to the router as it would route it.
+    """
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 async def database_error_handler(request: Request, exc: Exception) -> Response:
@@ -140,6 +166,7 @@ def _invalid_request(exc: RequestValidationError) -> OAuthError:
     )
 
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     NotFoundError: (404, "not_found"),

@@ -12,7 +12,7 @@ import time
 from starlette.types import Receive, Scope, Send
 
 from authserver.api.observability import finish_request, incoming_request_id
-from authserver.api.v1.well_known import JSON, jwks_answer
+from authserver.api.v1.well_known import discovery_headers, jwks_answer
 from authserver.core.config import Settings
 from authserver.core.logging import new_request_id
 from authserver.services.keystore import KeyStore
@@ -23,6 +23,8 @@ DISCOVERY_PATHS = (
     "/.well-known/oauth-authorization-server",
 )
 PATHS = frozenset({JWKS_PATH, *DISCOVERY_PATHS})
+# RFC 9110 §9.3.2: HEAD is GET without the body (caches and probes use it).
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 class StaticDocuments:
@@ -37,7 +39,7 @@ class StaticDocuments:
     def handles(scope: Scope) -> bool:
         return (
             scope["type"] == "http"
-            and scope["method"] == "GET"
+            and scope["method"] in READ_METHODS
             and scope["path"] in PATHS
         )
 
@@ -50,11 +52,15 @@ class StaticDocuments:
                 self.keystore, self.settings, _header(scope, b"if-none-match")
             )
         else:
-            status, headers, body = 200, {"Content-Type": JSON}, self.discovery_json
+            status, headers = 200, discovery_headers(self.settings)
+            body = self.discovery_json
         raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         raw.append((b"content-length", str(len(body)).encode()))
         raw.append((b"x-request-id", request_id.encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw})
+        # HEAD: the GET's headers, Content-Length included, and no body.
+        if scope["method"] == "HEAD":
+            body = b""
         await send({"type": "http.response.body", "body": body})
         finish_request(scope, status, started, route=path, request_id=request_id)
 

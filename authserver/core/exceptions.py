@@ -31,10 +31,8 @@ class InvalidClientError(OAuthError):
         description: str | None = "client authentication failed",
         *,
         detail: str | None = None,
-        used_basic: bool = False,
     ) -> None:
         super().__init__(description, detail=detail)
-        self.used_basic = used_basic
 
 
 class InvalidGrantError(OAuthError):
@@ -79,13 +77,6 @@ class TemporarilyUnavailableError(OAuthError):
 
 class DatabaseUnavailableError(TemporarilyUnavailableError):
     """The database cannot be reached, or its circuit breaker is open."""
-
-
-class UnsupportedTokenTypeError(OAuthError):
-    """RFC 7009 §2.2.1: a token_type_hint this server does not know."""
-
-    error = "unsupported_token_type"
-    status_code = 400
 
 
 class BearerError(OAuthError):

@@ -1,6 +1,7 @@
 """Client registration data."""
 
 import re
+import uuid
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -18,6 +19,18 @@ class ClientCreate(BaseModel):
     grant_types: list[str] = Field(min_length=1)
     scopes: list[str] = Field(default_factory=list)
     audience: str | None = Field(None, min_length=1, max_length=255)
+
+    @field_validator("client_id")
+    @classmethod
+    def _not_a_user_id(cls, value: str) -> str:
+        # A client's own token has sub = client_id, a user's has sub = the
+        # user's UUID: a UUID-shaped client_id could pass for a user at a
+        # resource server that reads only `sub` (RFC 9068 §5).
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            return value
+        raise ValueError("a client_id may not look like a UUID (users' ids are)")
 
     @field_validator("grant_types")
     @classmethod

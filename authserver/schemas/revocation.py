@@ -4,9 +4,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from authserver.schemas.token import MAX_CLIENT_ID, MAX_CLIENT_SECRET, MAX_TOKEN
 
-# The registered token_type_hint values (RFC 7009 §4.1.2) this server honours.
-TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
-
 
 class RevocationForm(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)

@@ -37,7 +37,6 @@ class ClientCredentials:
 
     client_id: str
     secret: str | None
-    used_basic: bool
 
 
 class ClientCache:
@@ -104,7 +103,6 @@ async def _authenticate(
 ) -> Client:
     if credentials is None:
         raise InvalidClientError(detail="no client credentials")
-    used_basic = credentials.used_basic
     if cache is not None:
         client = await cache.get(credentials.client_id, lookup)
     else:
@@ -112,19 +110,15 @@ async def _authenticate(
     if client is None:
         if credentials.secret is not None:
             verify_client_secret(credentials.secret, DUMMY_CLIENT_SECRET_HASH)
-        raise InvalidClientError(detail="unknown client", used_basic=used_basic)
+        raise InvalidClientError(detail="unknown client")
     if client.secret_hash is None:
         if credentials.secret is not None:
-            raise InvalidClientError(
-                detail="public client presented a secret", used_basic=used_basic
-            )
+            raise InvalidClientError(detail="public client presented a secret")
         return client
     if credentials.secret is None:
-        raise InvalidClientError(
-            detail="confidential client without secret", used_basic=used_basic
-        )
+        raise InvalidClientError(detail="confidential client without secret")
     if not verify_client_secret(credentials.secret, client.secret_hash):
-        raise InvalidClientError(detail="wrong client secret", used_basic=used_basic)
+        raise InvalidClientError(detail="wrong client secret")
     return client
 
 

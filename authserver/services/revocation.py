@@ -1,6 +1,9 @@
 """Token revocation (RFC 7009 §2).
 
-The hint decides only which kind is tried first (§2.1: it is not trusted).
+The hint decides only which kind is tried first (§2.1: it is not trusted);
+one this server does not know is ignored (§2.1: the server "MAY ignore this
+parameter" and searches every type; unsupported_token_type, §2.2.1, is for a
+type that cannot be revoked, and both of ours can).
 Unknown, expired and already-dead tokens answer 200 (§2.2). A live token of
 another client is refused with invalid_grant (§2.1: "the request is refused and
 the client is informed"), and nothing is revoked.
@@ -12,10 +15,8 @@ from authserver.core.exceptions import (
     InvalidGrantError,
     InvalidTokenError,
     TokenError,
-    UnsupportedTokenTypeError,
 )
 from authserver.models import Client
-from authserver.schemas.revocation import TOKEN_TYPE_HINTS
 from authserver.services import audit
 from authserver.services.families import revoke_family
 from authserver.services.token_state import (
@@ -33,10 +34,6 @@ async def revoke(
     ctx: TokenContext, token: str, hint: str | None, client: Client
 ) -> None:
     """Revoke `token` if it is a live token of `client`; commit."""
-    if hint is not None and hint not in TOKEN_TYPE_HINTS:
-        raise UnsupportedTokenTypeError(
-            "token_type_hint must be access_token or refresh_token"
-        )
     attempts = [_revoke_access, _revoke_refresh]
     if hint == "refresh_token":
         attempts.reverse()

@@ -56,3 +56,11 @@ async def test_a_slow_database_is_not_ready_and_counts_as_a_failure(
     assert response.status_code == 503
     assert response.json()["checks"]["database"].startswith("unavailable: no answer")
     assert failures == 1
+
+
+async def test_probes_answer_head(api):
+    for path in ("/health/live", "/health/ready"):
+        response = await api.head(path)
+
+        assert response.status_code == 200, path
+        assert response.headers["cache-control"] == "no-store"

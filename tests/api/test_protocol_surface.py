@@ -56,3 +56,20 @@ async def test_openapi_documents_the_new_endpoints(api):
     assert paths["/api/v1/users/me"]["get"]["security"] == [{"bearer": []}]
     revoke_form = paths["/oauth2/revoke"]["post"]["requestBody"]["content"]
     assert "application/x-www-form-urlencoded" in revoke_form
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/oauth2/token", "POST"),
+        ("/oauth2/userinfo", "GET, POST"),
+        ("/api/v1/users", "GET, POST"),
+        ("/api/v1/users/me", "GET, PATCH, DELETE"),
+        ("/health/live", "GET, HEAD"),
+    ],
+)
+async def test_405_names_every_method_the_path_serves(api, path, allowed):
+    response = await api.request("PUT", path)
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed

@@ -445,6 +445,22 @@ async def test_other_methods_are_405_from_the_router(api, served_by, method):
     assert line["status"] == 405 and line["route"] == TOKEN_URL
 
 
+@pytest.mark.parametrize(
+    "url", [TOKEN_URL + "/", "/oauth2/introspect/", "/.well-known/jwks.json/"]
+)
+async def test_a_trailing_slash_is_not_redirected(api, url):
+    # A redirect would be built from the Host header and, as a 307, resend
+    # the body (secrets included) wherever that pointed.
+    response = await api.post(
+        url,
+        data={"grant_type": "client_credentials", "client_secret": "s3cret"},
+        headers={"Host": "evil.example"},
+    )
+
+    assert response.status_code in (404, 405)
+    assert "location" not in response.headers
+
+
 async def test_openapi_documents_the_token_form(api):
     schema = (await api.get("/openapi.json")).json()
 

@@ -234,10 +234,21 @@ async def test_client_authentication_failures(api, session_factory, case):
     response = await api.post(TOKEN_URL, data={**form, **extra}, auth=auth)
 
     assert_oauth_error(response, 401, "invalid_client")
-    if auth is not None:
-        assert response.headers["www-authenticate"].startswith("Basic")
-    else:
-        assert "www-authenticate" not in response.headers
+    assert response.headers["www-authenticate"] == 'Basic realm="authserver"'
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "Digest"])
+async def test_another_authorization_scheme_is_answered_with_the_basic_challenge(
+    api, scheme
+):
+    response = await api.post(
+        TOKEN_URL,
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"{scheme} abc"},
+    )
+
+    assert_oauth_error(response, 401, "invalid_client")
+    assert response.headers["www-authenticate"] == 'Basic realm="authserver"'
 
 
 async def test_public_client_may_not_present_a_secret(api, session_factory):

@@ -58,3 +58,30 @@ async def test_unknown_path_is_json_404(api):
 
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.well-known/jwks.json",
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    ],
+)
+async def test_head_is_get_without_the_body(api, path):
+    get = await api.get(path)
+    head = await api.head(path)
+
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(get.content))
+    for name in ("content-type", "cache-control"):
+        assert head.headers[name] == get.headers[name]
+
+
+async def test_discovery_is_cacheable_like_the_jwks(api):
+    jwks = await api.get("/.well-known/jwks.json")
+    discovery = await api.get("/.well-known/openid-configuration")
+
+    assert discovery.headers["cache-control"] == jwks.headers["cache-control"]
+    assert discovery.headers["cache-control"].startswith("public, max-age=")

@@ -90,6 +90,14 @@ BAD_CREATES = {
     "duplicate": (["Taken App"], "client 'taken-app' exists"),
     "unknown-grant": (["X App", "--grant", "implicit"], "invalid --grant"),
     "bad-client-id": (["X App", "--client-id", "a b"], "invalid --client-id"),
+    "uuid-client-id": (
+        ["X App", "--client-id", "0b5c2f0e-3d9a-4c8e-9f1a-2b7d6e5c4a39"],
+        "may not look like a UUID",
+    ),
+    "hex-uuid-client-id": (
+        ["X App", "--client-id", "0b5c2f0e3d9a4c8e9f1a2b7d6e5c4a39"],
+        "may not look like a UUID",
+    ),
     "bad-scope": (["X App", "--scope", 'quote"d'], "invalid scope token"),
     "underivable-name": (["!!"], "--client-id"),
     "public-client-credentials": (

@@ -18,12 +18,16 @@ NO_STORE = {"Cache-Control": "no-store"}
 OK = "ok"
 
 
+# HEAD too: some probes (and RFC 9110 §9.1) expect it wherever GET works.
+# Undocumented, so the OpenAPI schema keeps one operation per probe.
+@router.head("/health/live", include_in_schema=False)
 @router.get("/health/live", summary="The process is up and serving")
 async def live() -> JSONResponse:
     # Deliberately checks nothing else: a restart does not cure a dead database.
     return JSONResponse({"status": "ok"}, headers=NO_STORE)
 
 
+@router.head("/health/ready", include_in_schema=False)
 @router.get("/health/ready", summary="Database reachable and a signing key loaded")
 async def ready(
     request: Request, settings: SettingsDep, keystore: KeyStoreDep

@@ -18,7 +18,10 @@ router = APIRouter(tags=["oauth2"])
 REVOCATION_FORM_SCHEMA = form_body(
     ["token"],
     token=SECRET,
-    token_type_hint={"type": "string", "enum": ["access_token", "refresh_token"]},
+    token_type_hint={
+        "type": "string",
+        "description": "access_token or refresh_token; any other is ignored",
+    },
 )
 
 

@@ -19,8 +19,8 @@ CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
 # These routes declare the documents (OpenAPI, direct calls); a running server
-# answers GETs of them in StaticDocuments (api/static_documents.py) before the
-# framework stack, with the same functions below.
+# answers GETs and HEADs of them in StaticDocuments (api/static_documents.py)
+# before the framework stack, with the same functions below.
 @router.get("/.well-known/jwks.json", summary="Public signing keys (JWK Set)")
 async def jwks(
     request: Request, keystore: KeyStoreDep, settings: SettingsDep
@@ -32,16 +32,28 @@ async def jwks(
 
 
 @router.get("/.well-known/openid-configuration", summary="OpenID Provider metadata")
-async def openid_configuration(request: Request) -> Response:
-    return Response(request.app.state.discovery_json, media_type=JSON)
+async def openid_configuration(request: Request, settings: SettingsDep) -> Response:
+    return Response(
+        request.app.state.discovery_json, headers=discovery_headers(settings)
+    )
 
 
 @router.get(
     "/.well-known/oauth-authorization-server",
     summary="OAuth 2.0 Authorization Server metadata",
 )
-async def oauth_authorization_server(request: Request) -> Response:
-    return Response(request.app.state.discovery_json, media_type=JSON)
+async def oauth_authorization_server(
+    request: Request, settings: SettingsDep
+) -> Response:
+    return Response(
+        request.app.state.discovery_json, headers=discovery_headers(settings)
+    )
+
+
+def discovery_headers(settings: Settings) -> dict[str, str]:
+    """The metadata changes only with the configuration: cacheable like the JWKS."""
+    max_age = int(settings.jwks_max_age.total_seconds())
+    return {"Content-Type": JSON, "Cache-Control": f"public, max-age={max_age}"}
 
 
 def jwks_answer(
