@@ -81,6 +81,33 @@ async def test_retry_within_window_returns_the_same_pair(api, session_factory):
     assert tokens(await refresh_grant(api, client, tokens(second)["refresh_token"]))
 
 
+async def test_a_retry_asking_for_the_same_scope_gets_the_same_pair(
+    api, session_factory
+):
+    client, _, first = await login(api, session_factory)
+    narrow = first["scope"].split()[0]
+
+    second = await refresh_grant(api, client, first["refresh_token"], scope=narrow)
+    retried = await refresh_grant(api, client, first["refresh_token"], scope=narrow)
+
+    assert tokens(retried) == tokens(second)
+    assert tokens(second)["scope"] == narrow
+
+
+async def test_a_retry_asking_for_another_scope_is_reuse(api, session_factory):
+    client, _, first = await login(api, session_factory)
+    narrow = first["scope"].split()[0]
+    second = tokens(await refresh_grant(api, client, first["refresh_token"]))
+
+    # Not a lost answer retried: the first request asked for every scope.
+    replayed = await refresh_grant(api, client, first["refresh_token"], scope=narrow)
+
+    assert_oauth_error(replayed, 400, "invalid_grant")
+    assert_oauth_error(
+        await refresh_grant(api, client, second["refresh_token"]), 400, "invalid_grant"
+    )
+
+
 async def test_reuse_after_window_revokes_the_whole_family(api, session_factory, clock):
     client, _, first = await login(api, session_factory)
     second = tokens(await refresh_grant(api, client, first["refresh_token"]))

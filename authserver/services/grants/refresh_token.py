@@ -82,7 +82,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         )
     record, owner = found
     if record.rotated_at is not None or record.revoked_at is not None:
-        return await _retry_or_reuse(ctx, client, record.jti, presented)
+        return await _retry_or_reuse(ctx, client, record.jti, presented, form.scope)
     _check_live(ctx, record, owner)
     granted = scopes_for_user(
         _still_allowed(record.scope, client), is_admin=owner.is_admin, explicit=False
@@ -99,7 +99,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     response = await _rotate(ctx, client, rotation, presented)
     if response is None:
         # A concurrent request rotated it first (it has committed by now).
-        return await _retry_or_reuse(ctx, client, record.jti, presented)
+        return await _retry_or_reuse(ctx, client, record.jti, presented, form.scope)
     return response
 
 
@@ -203,9 +203,17 @@ def _narrow(requested: str | None, granted: list[str]) -> list[str]:
 
 
 async def _retry_or_reuse(
-    ctx: GrantContext, client: Client, jti: str, presented: str
+    ctx: GrantContext,
+    client: Client,
+    jti: str,
+    presented: str,
+    requested_scope: str | None,
 ) -> TokenResponse:
-    """A used token came back: a lost answer retried in time, or a replay."""
+    """A used token came back: a lost answer retried in time, or a replay.
+
+    Only a retry of the same request gets the stored answer: one that asks for
+    another scope is no lost answer, and is treated as the replay it is.
+    """
     # What follows may write several rows (a family's revocation and its audit
     # record) that must commit together: leave autocommit for a transaction,
     # and decide on the record as that transaction reads it.
@@ -223,7 +231,7 @@ async def _retry_or_reuse(
         and await _child_unused(ctx, record.replaced_by)
     ):
         answer = unseal(presented, jti, record.retry_blob)
-        if answer is not None:
+        if answer is not None and _asks_for(requested_scope, answer):
             # Nothing to write: release the transaction (SQLite's write lock)
             # now. Rollback expires `record`, so it is not touched after.
             await ctx.session.rollback()
@@ -241,6 +249,15 @@ async def _retry_or_reuse(
     await ctx.session.commit()
     REFRESH_TOKEN_REUSE.inc()
     raise InvalidGrantError(INVALID, detail=f"reuse of rotated token {record.jti}")
+
+
+def _asks_for(requested_scope: str | None, answer: dict[str, Any]) -> bool:
+    """Whether a retry's scope parameter asks for what the answer grants
+    (no parameter asks for the original request's scope, whatever it was)."""
+    if requested_scope is None:
+        return True
+    requested = parse_scope(requested_scope)
+    return requested is not None and set(requested) == set(answer["scope"].split())
 
 
 async def _child_unused(ctx: GrantContext, child_jti: str) -> bool:
