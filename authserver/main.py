@@ -29,6 +29,7 @@ from authserver.core.config import Settings, get_settings
 from authserver.core.logging import configure_logging
 from authserver.core.metrics import forget_this_process
 from authserver.crud.rotation_batch import RotationBatcher
+from authserver.crud.user import LockPolicy
 from authserver.db.breaker import DatabaseBreaker, install_breaker
 from authserver.db.init import prepare_database
 from authserver.db.session import create_engine, create_session_factory
@@ -107,6 +108,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = TokenService(keystore, settings)
     app.state.hasher = PasswordHasher(settings.bcrypt_rounds)
     app.state.client_cache = ClientCache(settings.client_cache_ttl)
+    # One brute-force lock for every place a user's password is checked.
+    app.state.lock_policy = LockPolicy(
+        settings.lockout_threshold, settings.lockout_base, settings.lockout_max
+    )
     app.state.rotation_batcher = None  # PostgreSQL's, made with the engine
     app.state.discovery_json = well_known.discovery_document(settings)
     app.static_documents = StaticDocuments(keystore, settings, app.state.discovery_json)

@@ -4,6 +4,7 @@ import base64
 import binascii
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Protocol, TypeVar
 from urllib.parse import parse_qsl, unquote_plus
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authserver.core.config import Settings
+from authserver.core.context import current_origin
 from authserver.core.exceptions import (
     InsufficientScopeError,
     InvalidClientError,
@@ -268,6 +270,13 @@ class BearerAuth:
                 "this needs a token issued to a user",
                 detail=f"client token of {grant.client.client_id}",
             )
+        # Audit records of what this request does name whose token it was.
+        actor = (
+            f"user:{grant.user.id}"
+            if grant.user is not None
+            else f"client:{grant.client.client_id}"
+        )
+        current_origin.set(replace(current_origin.get(), actor=actor))
         return grant
 
 

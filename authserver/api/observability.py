@@ -10,6 +10,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.core import metrics
+from authserver.core.context import Origin, current_origin
 from authserver.core.logging import (
     bind_request,
     current_request,
@@ -56,6 +57,9 @@ class RequestContextMiddleware:
             return
         request_id = incoming_request_id(scope) or new_request_id()
         token = bind_request(request_id)
+        client = scope.get("client")
+        # Where the request came from, for audit records (BearerAuth adds who).
+        current_origin.set(Origin(ip=client[0] if client else None))
         started = time.perf_counter()
         status = 500  # what the client gets if the app raises before answering
 

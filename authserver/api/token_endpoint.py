@@ -64,9 +64,7 @@ class TokenEndpoint:
         settings: Settings = state.settings
         self.settings = settings
         self.max_body_bytes = settings.max_body_bytes
-        self.lock_policy = LockPolicy(
-            settings.lockout_threshold, settings.lockout_base, settings.lockout_max
-        )
+        self.lock_policy: LockPolicy = state.lock_policy
         # The grants' idea of "now"; tests move it to cross expiry times.
         self.clock: Callable[[], datetime] = utc_now
 

@@ -27,6 +27,7 @@ class User(Base):
     )
     # Tokens issued before this instant are dead (refresh now, access in deps).
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Brute-force defence at the password grant (shared by every worker).
+    # Brute-force defence wherever a password is checked: the password grant
+    # and the current password of a change (shared by every worker).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -51,3 +51,22 @@ async def record(
             **detail,
         },
     )
+
+
+async def login_failed(
+    session: AsyncSession,
+    *,
+    subject: str | None,
+    client_id: str | None,
+    reason: str,
+    **detail: Any,
+) -> None:
+    """A refused password, wherever it was tried: one event name to alert on."""
+    await record(
+        session,
+        "login_failed",
+        subject=subject,
+        client_id=client_id,
+        reason=reason,
+        **detail,
+    )

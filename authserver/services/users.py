@@ -1,12 +1,14 @@
 """User operations shared by the API and authctl; each rule lives here once.
 
 Disabling, deleting or re-passwording a user revokes their refresh tokens in the
-same transaction. Callers own the unit of work and commit once.
+same transaction. Callers own the unit of work and commit once, except where a
+refused password must be stored before the error is raised.
 """
 
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal, NoReturn
 
 from authserver.core.exceptions import (
     AlreadyExistsError,
@@ -15,11 +17,52 @@ from authserver.core.exceptions import (
 )
 from authserver.core.security import password_problem
 from authserver.crud.refresh_token import RefreshTokenRepository
-from authserver.crud.user import UserRepository
+from authserver.crud.user import LockPolicy, UserRepository
 from authserver.models import User
 from authserver.schemas.user import UserCreate
 from authserver.services import audit
 from authserver.services.passwords import PasswordHasher
+
+Refusal = Literal["locked", "wrong_password", "disabled"]
+
+
+@dataclass(frozen=True)
+class PasswordCheck:
+    """A password attempt: why it was refused, or a stronger hash to store."""
+
+    refusal: Refusal | None = None
+    new_hash: str | None = None
+
+
+async def check_password(
+    users: UserRepository,
+    hasher: PasswordHasher,
+    user: User,
+    password: str,
+    *,
+    now: datetime,
+    lock_policy: LockPolicy,
+) -> PasswordCheck:
+    """Check a user's password under the brute-force lock (RFC 6749 §4.3.2).
+
+    Every route that takes a user's password comes here, so guesses anywhere
+    count toward the one lock: a wrong password counts a failure, a right one
+    on an unlocked, active account clears the count.
+    """
+    # A locked account still pays for the hash: the answer and its timing say
+    # nothing about whether the account is locked.
+    locked = user.locked_until is not None and user.locked_until > now
+    valid, new_hash = await hasher.verify(password, user.password_hash)
+    if locked:
+        return PasswordCheck("locked")
+    if not valid:
+        await users.register_failed_login(user, now=now, lock_for=lock_policy)
+        return PasswordCheck("wrong_password")
+    if not user.is_active:
+        return PasswordCheck("disabled")
+    if user.failed_logins or user.locked_until is not None:
+        await users.clear_failed_logins(user)
+    return PasswordCheck(new_hash=new_hash)
 
 
 @dataclass
@@ -105,11 +148,49 @@ class UserService:
         await self.users.clear_failed_logins(user)
         await audit.record(self.users.session, "user_unlocked", subject=str(user.id))
 
-    async def change_password(self, user: User, current: str, new: str) -> int:
-        """A user's own change: the current password must match. Returns revoked count."""
-        valid, _ = await self.hasher.verify(current, user.password_hash)
-        if not valid:
-            raise InvalidValueError(
-                "the current password is wrong", field="current_password"
-            )
+    async def change_password(
+        self,
+        user: User,
+        current: str,
+        new: str,
+        *,
+        lock_policy: LockPolicy,
+        client_id: str | None = None,
+    ) -> int:
+        """A user's own change: the current password must match. Returns revoked count.
+
+        The current password is checked like a login, so a stolen access token
+        cannot be used to guess the password without meeting the lock.
+        """
+        check = await check_password(
+            self.users,
+            self.hasher,
+            user,
+            current,
+            now=datetime.now(UTC),
+            lock_policy=lock_policy,
+        )
+        if check.refusal is not None:
+            await self._refuse_current_password(user, check.refusal, client_id)
+        # No rehash: the new password's hash replaces the stored one anyway.
         return await self.set_password(user, new)
+
+    async def _refuse_current_password(
+        self, user: User, reason: Refusal, client_id: str | None
+    ) -> NoReturn:
+        session = self.users.session
+        await audit.login_failed(
+            session,
+            subject=str(user.id),
+            client_id=client_id,
+            reason=reason,
+            via="password_change",
+        )
+        # Commit before raising: the error ends the request's unit of work, and
+        # the failure count and the audit row must outlive it.
+        await session.commit()
+        # Locked reads the same as wrong, as at the token endpoint: the answer
+        # must not tell a guesser that the lock has started.
+        raise InvalidValueError(
+            "the current password is wrong", field="current_password"
+        )

@@ -4,6 +4,10 @@
 user's token with the `admin` scope. POST /api/v1/users is admin-only, unless
 AUTH_ALLOW_SELF_REGISTRATION lets a request without a token sign up (never as
 an admin). Errors share one body: {"error", "error_description", "errors"?}.
+
+POST /me/password checks the current password like the password grant does: a
+wrong one counts toward the same account lock, and a locked account's answer
+is the wrong-password one.
 """
 
 import uuid
@@ -25,6 +29,7 @@ from authserver.core.exceptions import (
     NotFoundError,
     UnauthorizedError,
 )
+from authserver.crud.user import LockPolicy
 from authserver.models import User
 from authserver.schemas.account import (
     MAX_LIST_LIMIT,
@@ -60,6 +65,15 @@ SelfDep = Annotated[AccessGrant, Depends(BearerAuth(PROFILE_SCOPE, user=True))]
 AdminDep = Annotated[AccessGrant, Depends(_admin)]
 
 
+async def get_lock_policy(request: Request) -> LockPolicy:
+    """The token endpoint's brute-force lock, for the passwords checked here."""
+    lock_policy: LockPolicy = request.app.state.lock_policy
+    return lock_policy
+
+
+LockPolicyDep = Annotated[LockPolicy, Depends(get_lock_policy)]
+
+
 def _user_of(grant: AccessGrant) -> User:
     assert grant.user is not None  # BearerAuth(user=True) refuses client tokens
     return grant.user
@@ -92,12 +106,22 @@ async def update_me(
     summary="Change one's own password; ends every refresh token of the user",
 )
 async def change_my_password(
-    body: PasswordChange, grant: SelfDep, service: UserServiceDep, session: SessionDep
+    body: PasswordChange,
+    grant: SelfDep,
+    service: UserServiceDep,
+    session: SessionDep,
+    lock_policy: LockPolicyDep,
 ) -> None:
     user = _user_of(grant)
     # End the read transaction before two slow hashes (SQLite has one writer).
     await session.commit()
-    await service.change_password(user, body.current_password, body.new_password)
+    await service.change_password(
+        user,
+        body.current_password,
+        body.new_password,
+        lock_policy=lock_policy,
+        client_id=grant.client.client_id,
+    )
     await session.commit()
 
 

@@ -14,6 +14,7 @@ from authserver.services.grants.common import (
     requested_scopes,
     scopes_for_user,
 )
+from authserver.services.users import check_password
 
 GRANT_TYPE = "password"
 
@@ -30,26 +31,23 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     if user is None:
         await ctx.hasher.burn(form.password)
         await _refuse(ctx, client, None, "unknown_user")
-    # A locked account still pays for the hash: the answer and its timing say
-    # nothing about whether the account exists or is locked.
-    locked = user.locked_until is not None and user.locked_until > ctx.now
-    valid, new_hash = await ctx.hasher.verify(form.password, user.password_hash)
-    if locked or not valid or not user.is_active:
-        reason = "locked" if locked else "wrong_password" if not valid else "disabled"
-        if reason == "wrong_password":
-            await ctx.users.register_failed_login(
-                user, now=ctx.now, lock_for=ctx.lock_policy
-            )
-        await _refuse(ctx, client, user, reason)
+    check = await check_password(
+        ctx.users,
+        ctx.hasher,
+        user,
+        form.password,
+        now=ctx.now,
+        lock_policy=ctx.lock_policy,
+    )
+    if check.refusal is not None:
+        await _refuse(ctx, client, user, check.refusal)
     scopes = scopes_for_user(
         scopes, is_admin=user.is_admin, explicit=form.scope is not None
     )
 
-    if user.failed_logins or user.locked_until is not None:
-        await ctx.users.clear_failed_logins(user)
-    if new_hash is not None:
+    if check.new_hash is not None:
         await ctx.users.upgrade_password_hash(
-            user, old=user.password_hash, new=new_hash
+            user, old=user.password_hash, new=check.new_hash
         )
     refresh = None
     if issues_refresh_tokens(client):
@@ -72,12 +70,8 @@ async def _refuse(
 ) -> NoReturn:
     """Record the failed login and answer with the one invalid_grant for all causes."""
     subject = str(user.id) if user else None
-    await audit.record(
-        ctx.session,
-        "login_failed",
-        subject=subject,
-        client_id=client.client_id,
-        reason=reason,
+    await audit.login_failed(
+        ctx.session, subject=subject, client_id=client.client_id, reason=reason
     )
     await ctx.session.commit()
     raise InvalidGrantError(
