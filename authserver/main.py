@@ -106,7 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.keystore = keystore
     app.state.tokens = TokenService(keystore, settings)
-    app.state.hasher = PasswordHasher(settings.bcrypt_rounds)
+    app.state.hasher = PasswordHasher(
+        settings.bcrypt_rounds, settings.password_hash_concurrency
+    )
     app.state.client_cache = ClientCache(settings.client_cache_ttl)
     # One brute-force lock for every place a user's password is checked.
     app.state.lock_policy = LockPolicy(

@@ -18,7 +18,6 @@ its own key at import; that costs ~0.1 s at start and nothing per request.
 """
 
 import json
-import os
 import statistics
 import time
 import uuid
@@ -31,6 +30,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from authserver.services.passwords import usable_cores
 
 ISSUER = "http://127.0.0.1"
 AUDIENCE = "urn:bench:api"
@@ -115,11 +116,6 @@ class BcryptCeiling:
             "seconds_per_verify": self.seconds_per_verify,
             "logins_per_second": self.logins_per_second,
         }
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (a cgroup/affinity limit counts)."""
-    return len(os.sched_getaffinity(0))
 
 
 def measure_bcrypt(rounds: int, *, min_seconds: float = 1.0) -> BcryptCeiling:

@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
+from authserver.services.passwords import usable_cores
 from bench import servers
-from bench.ceilings import measure_bcrypt, usable_cores
+from bench.ceilings import measure_bcrypt
 from bench.loadgen import Endpoint, LoadError, Plan, run_plan
 from bench.report import CEILING_APP, OURS, Memory, Report, Row
 from bench.scenarios import CEILINGS, LOGIN_SCENARIOS, SCENARIOS, Discovery, Scenario

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         "defaults to the issuer.",
     )
     bcrypt_rounds: int = Field(12, ge=4, le=31, description="bcrypt cost factor.")
+    password_hash_concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="bcrypt hashes one worker process runs at once; more wait "
+        "their turn (default: the cores it may use).",
+    )
     jwks_max_age: Seconds = Field(
         timedelta(seconds=300),
         description="Cache lifetime of the JWKS document; a rotated key waits "

@@ -13,6 +13,10 @@ BAD = {
     "issuer-with-query": ({"issuer": "https://auth.example.com/?x=1"}, "AUTH_ISSUER"),
     "sync-driver": ({"database_url": "sqlite:///x.db"}, "AUTH_DATABASE_URL"),
     "bcrypt-too-low": ({"bcrypt_rounds": "3"}, "AUTH_BCRYPT_ROUNDS"),
+    "no-hash-threads": (
+        {"password_hash_concurrency": "0"},
+        "AUTH_PASSWORD_HASH_CONCURRENCY",
+    ),
 }
 
 
@@ -41,6 +45,7 @@ def test_defaults(monkeypatch):
     assert settings.refresh_token_ttl.days == 14
     assert settings.refresh_token_max_lifetime.days == 90
     assert settings.bcrypt_rounds == 12
+    assert settings.password_hash_concurrency is None  # the usable cores
     assert settings.audience == settings.issuer
     assert settings.database_url.startswith("sqlite+aiosqlite:///")
 
