@@ -19,6 +19,17 @@ class UserCreate(BaseModel):
     email: EmailStr | None = None
     is_admin: bool = False
 
+    @field_validator("username")
+    @classmethod
+    def _not_an_id(cls, value: str) -> str:
+        # Commands and routes take a user's id or username: a UUID-shaped
+        # username would name another account (or shadow this one).
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            return value
+        raise ValueError("a username may not look like a UUID (users' ids are)")
+
     @field_validator("password")
     @classmethod
     def _password_rules(cls, value: str) -> str:

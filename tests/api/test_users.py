@@ -322,6 +322,17 @@ async def test_duplicates_are_409(api, session_factory):
     [
         ({"username": "has space", "password": NEW_PASSWORD}, "username"),
         ({"username": "x" * 151, "password": NEW_PASSWORD}, "username"),
+        (
+            {
+                "username": "0b5c2f0e-3d9a-4c8e-9f1a-2b7d6e5c4a39",
+                "password": NEW_PASSWORD,
+            },
+            "username",
+        ),
+        (
+            {"username": "0b5c2f0e3d9a4c8e9f1a2b7d6e5c4a39", "password": NEW_PASSWORD},
+            "username",
+        ),
         ({"username": "henry", "password": "short"}, "password"),
         ({"username": "henry", "password": "\ud800" * 9}, "password"),
         ({"username": "henry", "password": "p" * 1025}, "password"),
@@ -332,6 +343,8 @@ async def test_duplicates_are_409(api, session_factory):
     ids=[
         "username-space",
         "username-long",
+        "username-uuid",
+        "username-uuid-hex",
         "password-short",
         "password-surrogate",
         "password-long",
