@@ -6,6 +6,7 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from authserver.schemas.scope import validate_scope_tokens
+from authserver.schemas.token import MAX_SCOPE
 
 GRANT_TYPES = ("password", "refresh_token", "client_credentials")
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{3,100}$")
@@ -40,9 +41,27 @@ class ClientCreate(BaseModel):
             raise ValueError(
                 f"unknown grant type {unknown[0]!r}; use one of {', '.join(GRANT_TYPES)}"
             )
+        if "refresh_token" in value and "password" not in value:
+            # Only the password grant issues refresh tokens.
+            raise ValueError("refresh_token is of no use without password")
         return sorted(set(value), key=GRANT_TYPES.index)
 
     @field_validator("scopes")
     @classmethod
     def _scope_syntax(cls, value: list[str]) -> list[str]:
-        return validate_scope_tokens(value)
+        scopes = validate_scope_tokens(value)
+        # Tokens carry the scope, and a request may ask for all of it: the
+        # whole set must fit in one scope parameter.
+        if len(" ".join(scopes)) > MAX_SCOPE:
+            raise ValueError(f"the scopes together exceed {MAX_SCOPE} characters")
+        return scopes
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        name = value.strip()
+        if not name:
+            raise ValueError("the name is blank")
+        if not name.isprintable():
+            raise ValueError("the name has control characters (a newline?)")
+        return name

@@ -198,7 +198,7 @@ async def test_disabled_user_gets_invalid_grant(api, session_factory):
 
 
 async def test_grant_type_not_allowed_for_client(api, session_factory):
-    client = await make_client(session_factory, grant_types=("refresh_token",))
+    client = await make_client(session_factory, grant_types=("client_credentials",))
     user = await make_user(session_factory)
 
     response = await password_grant(api, client, user.username)
