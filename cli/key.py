@@ -107,6 +107,9 @@ def rotate(
     expired, and is kept for as long as refresh tokens it signed can be valid:
     nobody is logged out.
 
+    Every existing key must load with AUTH_KEYS_PASSPHRASE first; if one does
+    not, nothing is written. The new key is encrypted like the others.
+
     Example: authctl key rotate
     """
     store = _store()
@@ -229,5 +232,6 @@ def _guard(action: Callable[[], T]) -> T:
         return action()
     except KeyStoreError as exc:
         fail(str(exc))
-    except OSError as exc:
-        fail(f"key store {settings().keys_dir}: {exc.strerror or exc}")
+    except OSError as exc:  # writing (disk full, permissions): name the file
+        where = f"{exc.filename}: " if exc.filename else ""
+        fail(f"key store {settings().keys_dir}: {where}{exc.strerror or exc}")

@@ -1,5 +1,6 @@
 """Settings: every knob of the server, read from AUTH_* variables and `.env`."""
 
+import math
 from datetime import timedelta
 from functools import lru_cache
 from ipaddress import ip_address
@@ -8,6 +9,7 @@ from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     SecretStr,
@@ -19,18 +21,36 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK_HOSTS = {"localhost"}
 
+# Lifetimes are added to the current time and to each other (token expiry, the
+# key store's retire timestamps): an absurd value reaches past datetime's year
+# 9999 and fails at the first rotation or sign-in, not at startup. None of them
+# needs more than a few years.
+MAX_DURATION = timedelta(days=10 * 365)
+_TOO_LONG = f"must be at most {int(MAX_DURATION.total_seconds())} seconds (10 years)"
+
 
 def _seconds(value: object) -> object:
     """Durations are written as plain seconds in the environment ("900")."""
     if isinstance(value, str):
         try:
-            return float(value)
+            seconds = float(value)
         except ValueError:
             raise ValueError("must be a number of seconds") from None
+        if not math.isfinite(seconds):
+            raise ValueError("must be a finite number of seconds")
+        if seconds > MAX_DURATION.total_seconds():
+            raise ValueError(_TOO_LONG)  # before timedelta() can overflow
+        return seconds
     return value
 
 
-Seconds = Annotated[timedelta, BeforeValidator(_seconds)]
+def _at_most_max(value: timedelta) -> timedelta:
+    if value > MAX_DURATION:
+        raise ValueError(_TOO_LONG)
+    return value
+
+
+Seconds = Annotated[timedelta, BeforeValidator(_seconds), AfterValidator(_at_most_max)]
 
 
 class ConfigError(Exception):

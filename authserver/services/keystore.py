@@ -2,7 +2,8 @@
 
 Layout of the directory (AUTH_KEYS_DIR):
   manifest.json  kid, algorithm and the timestamps that decide each key's state
-  <kid>.pem      the private key, mode 0600, encrypted when a passphrase is set
+  <kid>.pem      the private key, mode 0600; all encrypted with AUTH_KEYS_PASSPHRASE
+                 or none (a writer refuses to mix them)
   .lock          flock() target: writers (first start, rotate, prune) take turns
 
 A key's state is derived from its timestamps, so a rotation scheduled for later
@@ -28,23 +29,30 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
 
 from joserfc.jwk import KeySet, OctKey, RSAKey
 
 from authserver.core.config import Settings
 from authserver.core.security import SIGNING_ALG, derive_refresh_key
+from authserver.services.key_files import (
+    MANIFEST,
+    KeyRecord,
+    KeyState,
+    KeyStoreError,
+    fsync_directory,
+    load_key_file,
+    manifest_bytes,
+    read_manifest,
+    write_manifest,
+    write_private,
+)
+
+__all__ = ["MANIFEST", "KeyRecord", "KeyState", "KeyStoreError", "KeyStore"]
 
 KEY_SIZE = 2048
-MANIFEST = "manifest.json"
-KeyState = Literal["pending", "active", "retired", "expired"]
-
-
-class KeyStoreError(Exception):
-    """The key store is missing, unreadable or inconsistent."""
 
 
 @dataclass(frozen=True)
@@ -54,53 +62,6 @@ class KeyTiming:
     jwks_max_age: timedelta
     token_ttl: timedelta  # longest access or ID token lifetime
     refresh_max_lifetime: timedelta
-
-
-@dataclass(frozen=True)
-class KeyRecord:
-    kid: str
-    alg: str
-    created_at: datetime
-    signing_from: datetime
-    signing_until: datetime | None = None
-    published_until: datetime | None = None
-    retain_until: datetime | None = None
-
-    def state(self, now: datetime) -> KeyState:
-        if self.retain_until is not None and now >= self.retain_until:
-            return "expired"
-        if self.signing_until is not None and self.signing_until <= self.signing_from:
-            return "retired"  # superseded by a newer rotation before it ever signed
-        if now < self.signing_from:
-            return "pending"
-        if self.signing_until is None or now < self.signing_until:
-            return "active"
-        return "retired"
-
-    def is_published(self, now: datetime) -> bool:
-        return self.published_until is None or now < self.published_until
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            k: v.isoformat() if isinstance(v, datetime) else v
-            for k, v in asdict(self).items()
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "KeyRecord":
-        def when(name: str) -> datetime | None:
-            value = data.get(name)
-            return datetime.fromisoformat(value) if value else None
-
-        return cls(
-            kid=data["kid"],
-            alg=data["alg"],
-            created_at=datetime.fromisoformat(data["created_at"]),
-            signing_from=datetime.fromisoformat(data["signing_from"]),
-            signing_until=when("signing_until"),
-            published_until=when("published_until"),
-            retain_until=when("retain_until"),
-        )
 
 
 @dataclass(frozen=True)
@@ -177,7 +138,7 @@ class KeyStore:
         identity = (st.st_ino, st.st_mtime_ns, st.st_size)
         if identity == self._manifest_id:
             return False
-        records = _read_manifest(path)
+        records = read_manifest(path)
         for record in records:
             if record.kid not in self._private:
                 key = self._load_private(record.kid)
@@ -212,28 +173,27 @@ class KeyStore:
         )
 
     def _load_private(self, kid: str) -> RSAKey:
-        pem = (self.directory / f"{kid}.pem").read_bytes()
-        try:
-            return RSAKey.import_key(
-                pem,
-                parameters={"kid": kid, "alg": SIGNING_ALG, "use": "sig"},
-                password=self._passphrase,
-            )
-        except (ValueError, TypeError) as exc:
-            raise KeyStoreError(
-                f"cannot load key {kid}: wrong or missing AUTH_KEYS_PASSPHRASE?"
-            ) from exc
+        return load_key_file(self.directory / f"{kid}.pem", kid, self._passphrase)
 
     # --- writing (under the directory lock) ----------------------------------
+    #
+    # A writer first reads back every key the manifest names, as a server will,
+    # and writes nothing if one fails: a key added next to keys it cannot read
+    # (or encrypted differently) would take every server down on its next
+    # reload. New files become visible only through the manifest, which is
+    # replaced last, so a failure on the way leaves the store as it was.
 
     def ensure_signing_key(self, now: datetime | None = None) -> bool:
         """Create the first key when the store is empty; True if one was made."""
-        with self._locked():
+        with self._locked(create=True):
             if (self.directory / MANIFEST).exists():
                 return False
             now = now or datetime.now(UTC)
-            record = self._new_key(now, signing_from=now)
-            _write_manifest(self.directory, [record])
+            kid, pem = self._generate()
+            record = KeyRecord(
+                kid=kid, alg=SIGNING_ALG, created_at=now, signing_from=now
+            )
+            self._commit([record], new_key=(kid, pem))
             return True
 
     def rotate(
@@ -241,36 +201,61 @@ class KeyStore:
     ) -> KeyRecord:
         """Add a key that signs after the JWKS cache lifetime (or at once)."""
         with self._locked():
+            records = self._checked_records("rotate")
             now = now or datetime.now(UTC)
-            records = _read_manifest(self.directory / MANIFEST)
-            starts = now if immediate else now + self.timing.jwks_max_age
-            new = self._new_key(now, signing_from=starts)
-            # Every key that would still sign at `starts` stops then, including
-            # one a previous, not yet effective rotation scheduled.
-            retired = [
-                (
-                    self._retire(r, starts)
-                    if r.signing_until is None or r.signing_until > starts
-                    else r
-                )
-                for r in records
-            ]
-            _write_manifest(self.directory, [*retired, new])
+            try:
+                starts = now if immediate else now + self.timing.jwks_max_age
+                # Every key that would still sign at `starts` stops then,
+                # including one a previous, not yet effective rotation scheduled.
+                retired = [
+                    (
+                        self._retire(r, starts)
+                        if r.signing_until is None or r.signing_until > starts
+                        else r
+                    )
+                    for r in records
+                ]
+            except OverflowError:
+                raise KeyStoreError(
+                    "cannot rotate (key store unchanged): the key lifetimes "
+                    "(AUTH_JWKS_MAX_AGE, token TTLs, "
+                    "AUTH_REFRESH_TOKEN_MAX_LIFETIME) reach past the year 9999"
+                ) from None
+            kid, pem = self._generate()
+            new = KeyRecord(
+                kid=kid, alg=SIGNING_ALG, created_at=now, signing_from=starts
+            )
+            self._commit([*retired, new], new_key=(kid, pem))
             return new
 
     def prune(self, now: datetime | None = None) -> list[KeyRecord]:
         """Delete keys nothing valid can need any more; return them."""
         with self._locked():
+            records = self._checked_records("prune")
             now = now or datetime.now(UTC)
-            records = _read_manifest(self.directory / MANIFEST)
             gone = [r for r in records if r.state(now) == "expired"]
             kept = [r for r in records if r.state(now) != "expired"]
             if not any(r.state(now) == "active" for r in kept):
                 raise KeyStoreError("refusing to prune: no active key would remain")
-            _write_manifest(self.directory, kept)
+            if not gone:
+                return []  # rewriting an unchanged manifest would reload every server
+            self._commit(kept)
+            # Only now, with no manifest naming them, may the files go.
             for record in gone:
                 (self.directory / f"{record.kid}.pem").unlink(missing_ok=True)
             return gone
+
+    def _checked_records(self, action: str) -> list[KeyRecord]:
+        """The manifest's records once every key it names has loaded."""
+        try:
+            records = read_manifest(self.directory / MANIFEST)
+            for record in records:
+                self._load_private(record.kid)
+        except KeyStoreError as exc:
+            raise KeyStoreError(
+                f"cannot {action} (key store unchanged): {exc}"
+            ) from None
+        return records
 
     def _retire(self, record: KeyRecord, signing_until: datetime) -> KeyRecord:
         t = self.timing
@@ -283,18 +268,43 @@ class KeyStore:
             retain_until=retain_until,
         )
 
-    def _new_key(self, now: datetime, *, signing_from: datetime) -> KeyRecord:
+    def _generate(self) -> tuple[str, bytes]:
+        """A new kid and its private key as PEM, encrypted when a passphrase is set.
+
+        Only called after every existing key loaded with the same passphrase
+        (or none), which load_key_file accepts only when each file is encrypted
+        exactly when one is set: so the new key is encrypted like the others.
+        """
         kid = uuid.uuid4().hex
         key = RSAKey.generate_key(KEY_SIZE, parameters={"kid": kid})
-        pem = key.as_pem(private=True, password=self._passphrase)
-        _write_private(self.directory / f"{kid}.pem", pem)
-        return KeyRecord(
-            kid=kid, alg=SIGNING_ALG, created_at=now, signing_from=signing_from
-        )
+        return kid, key.as_pem(private=True, password=self._passphrase)
+
+    def _commit(
+        self, records: list[KeyRecord], *, new_key: tuple[str, bytes] | None = None
+    ) -> None:
+        """Write the new key file (if any), then the manifest; all or nothing."""
+        manifest = manifest_bytes(records)
+        written: Path | None = None
+        try:
+            if new_key is not None:
+                kid, pem = new_key
+                path = self.directory / f"{kid}.pem"
+                write_private(path, pem)
+                written = path
+                fsync_directory(self.directory)
+                self._load_private(kid)  # read it back as a server will
+            write_manifest(self.directory, manifest)
+        except BaseException:
+            if written is not None:
+                written.unlink(missing_ok=True)
+            raise
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    def _locked(self, *, create: bool = False) -> Iterator[None]:
+        if create:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        elif not self.directory.is_dir():
+            raise KeyStoreError(f"no key manifest at {self.directory / MANIFEST}")
         fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -302,7 +312,7 @@ class KeyStore:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
-        self._next_check = 0.0  # our own change: pick it up on the next read
+            self._next_check = 0.0  # our own change: pick it up on the next read
 
 
 def signing_record(records: Sequence[KeyRecord], now: datetime) -> KeyRecord | None:
@@ -324,32 +334,6 @@ def _next_transition(records: list[KeyRecord], now: datetime) -> datetime | None
         if moment is not None and moment > now
     ]
     return min(moments, default=None)
-
-
-def _read_manifest(path: Path) -> list[KeyRecord]:
-    try:
-        data = json.loads(path.read_text())
-        return [KeyRecord.from_json(item) for item in data["keys"]]
-    except FileNotFoundError:
-        raise KeyStoreError(f"no key manifest at {path}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise KeyStoreError(f"corrupt key manifest {path}: {exc}") from None
-
-
-def _write_manifest(directory: Path, records: list[KeyRecord]) -> None:
-    data = {"version": 1, "keys": [r.to_json() for r in records]}
-    tmp = directory / f".{MANIFEST}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, directory / MANIFEST)  # readers see the old or the new file
-
-
-def _write_private(path: Path, pem: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def keystore_from_settings(settings: Settings) -> KeyStore:

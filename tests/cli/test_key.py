@@ -3,9 +3,11 @@
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from authserver.crud.audit import AuditRepository
 from authserver.services.keystore import MANIFEST, KeyStore, keystore_from_settings
 from tests.cli.conftest import Cli
 from tests.cli.helpers import ok, one_error_line
@@ -143,3 +145,144 @@ def test_rotate_now_supersedes_a_scheduled_rotation(
     assert [k["state"] for k in listed(cli)].count("retired") == 2
     assert "superseded" not in rows
     assert sum(k["signing"] is True for k in listed(cli)) == 1
+
+
+# --- a key command that cannot read every key changes nothing -------------------
+
+RIGHT = "the right one"
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file of the key store with its bytes."""
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
+
+
+def encrypted_store(cli: Cli) -> str:
+    """Two keys encrypted with RIGHT in cli's key store; returns the first kid."""
+    timing = keystore_from_settings(cli.settings).timing
+    store = KeyStore(cli.keys_dir, timing=timing, passphrase=RIGHT)
+    store.ensure_signing_key()
+    store.rotate(immediate=True)
+    return store.records()[0].kid
+
+
+# fault: (AUTH_KEYS_PASSPHRASE of the command, delete the key file?, message)
+UNREADABLE = {
+    "wrong-passphrase": (
+        "the wrong one",
+        False,
+        "encrypted, and AUTH_KEYS_PASSPHRASE does not decrypt it",
+    ),
+    "passphrase-unset": (None, False, "encrypted, but AUTH_KEYS_PASSPHRASE is not set"),
+    "key-file-missing": (RIGHT, True, "file missing, though manifest.json lists"),
+}
+
+
+@pytest.mark.parametrize(
+    "args", [["rotate"], ["rotate", "--now"], ["prune"]], ids=" ".join
+)
+@pytest.mark.parametrize(
+    ("passphrase", "delete", "message"), list(UNREADABLE.values()), ids=list(UNREADABLE)
+)
+def test_refuses_to_change_a_store_it_cannot_read(
+    cli: Cli,
+    cli_for: Callable[..., Cli],
+    args: list[str],
+    passphrase: str | None,
+    delete: bool,
+    message: str,
+) -> None:
+    kid = encrypted_store(cli)
+    pem = cli.keys_dir / f"{kid}.pem"
+    if delete:
+        pem.unlink()
+    before = snapshot(cli.keys_dir)
+    env = {"AUTH_KEYS_PASSPHRASE": passphrase} if passphrase else {}
+    admin = cli_for(cli.database_url, **env)
+
+    line = one_error_line(admin("key", *args))
+
+    assert snapshot(cli.keys_dir) == before  # same manifest, no new key file
+    assert f"key {kid} ({pem})" in line and message in line
+    assert "key store unchanged" in line
+    assert "the wrong one" not in line and RIGHT not in line
+    assert admin.db(lambda s: AuditRepository(s).list()) == []
+    # A server with the right passphrase still loads the store as it was.
+    timing = keystore_from_settings(admin.settings).timing
+    if not delete:
+        assert KeyStore(cli.keys_dir, timing=timing, passphrase=RIGHT).view()
+
+
+def test_rotate_keeps_an_encrypted_store_encrypted(
+    cli_for: Callable[..., Cli], sqlite_url: str
+) -> None:
+    admin = cli_for(sqlite_url, AUTH_KEYS_PASSPHRASE=RIGHT)
+    encrypted_store(admin)
+
+    kid = json.loads(ok(admin("key", "rotate", "--json")).stdout)["kid"]
+
+    assert b"ENCRYPTED" in (admin.keys_dir / f"{kid}.pem").read_bytes()
+    assert len(listed(admin)) == 3
+
+
+def _garbage(keys_dir: Path, kid: str) -> None:
+    (keys_dir / f"{kid}.pem").write_bytes(b"-----BEGIN PRIVATE KEY-----\nMIIE")
+
+
+def _missing(keys_dir: Path, kid: str) -> None:
+    (keys_dir / f"{kid}.pem").unlink()
+
+
+def _no_alg(keys_dir: Path, kid: str) -> None:
+    data = json.loads((keys_dir / MANIFEST).read_text())
+    del data["keys"][0]["alg"]
+    (keys_dir / MANIFEST).write_text(json.dumps(data))
+
+
+# fault: (damage to the store, what the error says after the kid)
+DAMAGED = {
+    "pem-garbage": (_garbage, "{pem}): not a valid PEM private key"),
+    "pem-missing": (_missing, "{pem}): file missing, though manifest.json lists"),
+    "manifest-field-missing": (
+        _no_alg,
+        "{manifest}: key {kid}: field 'alg' is missing",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"), list(DAMAGED.values()), ids=list(DAMAGED)
+)
+@pytest.mark.parametrize("args", [["list"], ["rotate"]], ids=" ".join)
+def test_a_damaged_store_is_one_precise_line(
+    keys: tuple[Cli, KeyStore],
+    damage: Callable[[Path, str], None],
+    message: str,
+    args: list[str],
+) -> None:
+    cli, store = keys
+    [record] = store.records()
+    damage(cli.keys_dir, record.kid)
+    before = snapshot(cli.keys_dir)
+
+    line = one_error_line(cli("key", *args))
+
+    pem, manifest = cli.keys_dir / f"{record.kid}.pem", cli.keys_dir / MANIFEST
+    assert message.format(pem=pem, manifest=manifest, kid=record.kid) in line
+    assert record.kid in line
+    assert "AUTH_KEYS_PASSPHRASE" not in line  # no passphrase is involved
+    assert snapshot(cli.keys_dir) == before
+
+
+def test_a_lifetime_too_long_is_a_config_error(
+    cli_for: Callable[..., Cli], sqlite_url: str
+) -> None:
+    cli = cli_for(sqlite_url)
+    keystore_from_settings(cli.settings).ensure_signing_key()
+    before = snapshot(cli.keys_dir)
+    cli = cli_for(sqlite_url, AUTH_REFRESH_TOKEN_MAX_LIFETIME="8000000000000")
+
+    line = one_error_line(cli("key", "rotate"))
+
+    assert "invalid setting AUTH_REFRESH_TOKEN_MAX_LIFETIME" in line
+    assert snapshot(cli.keys_dir) == before

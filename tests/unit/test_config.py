@@ -9,6 +9,12 @@ from authserver.core.config import ConfigError, load_settings
 BAD = {
     "ttl-not-a-number": ({"access_token_ttl": "soon"}, "AUTH_ACCESS_TOKEN_TTL"),
     "ttl-negative": ({"access_token_ttl": "-5"}, "AUTH_ACCESS_TOKEN_TTL"),
+    "lifetime-past-year-9999": (
+        {"refresh_token_max_lifetime": "8000000000000"},
+        "AUTH_REFRESH_TOKEN_MAX_LIFETIME",
+    ),
+    "duration-over-ten-years": ({"jwks_max_age": "315360001"}, "AUTH_JWKS_MAX_AGE"),
+    "duration-infinite": ({"lockout_max": "inf"}, "AUTH_LOCKOUT_MAX"),
     "http-issuer-public-host": ({"issuer": "http://auth.example.com"}, "AUTH_ISSUER"),
     "issuer-with-query": ({"issuer": "https://auth.example.com/?x=1"}, "AUTH_ISSUER"),
     "sync-driver": ({"database_url": "sqlite:///x.db"}, "AUTH_DATABASE_URL"),
@@ -75,3 +81,12 @@ def test_durations_are_seconds(name, monkeypatch):
     settings = load_settings(_env_file=None)
 
     assert getattr(settings, name.removeprefix("AUTH_").lower()).total_seconds() == 42
+
+
+def test_durations_are_capped_at_ten_years(monkeypatch):
+    monkeypatch.setenv("AUTH_REFRESH_TOKEN_MAX_LIFETIME", str(10 * 365 * 86400))
+    assert load_settings(_env_file=None).refresh_token_max_lifetime.days == 3650
+
+    monkeypatch.setenv("AUTH_REFRESH_TOKEN_MAX_LIFETIME", "8000000000000")
+    with pytest.raises(ConfigError, match="at most 315360000 seconds"):
+        load_settings(_env_file=None)

@@ -185,3 +185,211 @@ def test_rotate_now_after_a_scheduled_rotation_supersedes_it(tmp_path):
     records = {r.kid: r for r in keystore.records()}
     assert records[first].signing_until == immediate.signing_from
     assert records[scheduled.kid].signing_until == immediate.signing_from
+
+
+# --- a writer checks the whole store first and changes nothing if it fails ------
+
+LATER = T0 + TIMING.refresh_max_lifetime + timedelta(seconds=1)  # first key expired
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file of the store with its bytes (lock file and any stray ones)."""
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
+
+
+def two_keys(directory: Path, passphrase: str | None) -> str:
+    """A store whose first key has expired by LATER; returns that key's kid."""
+    keystore = store(directory, passphrase)
+    keystore.ensure_signing_key(T0)
+    keystore.rotate(immediate=True, now=T0)
+    return keystore.records()[0].kid
+
+
+def _unlink(path: Path) -> None:
+    path.unlink()
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:200])
+
+
+# fault: (passphrase the store is made with, the writer's, damage, message)
+UNREADABLE_STORES = {
+    "wrong-passphrase": (
+        "s3cret-right",
+        "s3cret-wrong",
+        None,
+        "encrypted, and AUTH_KEYS_PASSPHRASE does not decrypt it",
+    ),
+    "passphrase-unset": (
+        "s3cret-right",
+        None,
+        None,
+        "encrypted, but AUTH_KEYS_PASSPHRASE is not set",
+    ),
+    "passphrase-on-plain-store": (
+        None,
+        "s3cret-new",
+        None,
+        "not encrypted, but AUTH_KEYS_PASSPHRASE is set",
+    ),
+    "key-file-missing": ("s3cret-right", "s3cret-right", _unlink, "file missing"),
+    "key-file-truncated": (None, None, _truncate, "not a valid PEM private key"),
+}
+WRITERS = {
+    "rotate": lambda keystore: keystore.rotate(now=LATER),
+    "rotate-now": lambda keystore: keystore.rotate(immediate=True, now=LATER),
+    "prune": lambda keystore: keystore.prune(now=LATER),
+}
+
+
+@pytest.mark.parametrize("write", list(WRITERS.values()), ids=list(WRITERS))
+@pytest.mark.parametrize(
+    ("made_with", "used_with", "damage", "message"),
+    list(UNREADABLE_STORES.values()),
+    ids=list(UNREADABLE_STORES),
+)
+def test_a_writer_changes_nothing_in_a_store_it_cannot_read(
+    tmp_path, made_with, used_with, damage, message, write
+):
+    kid = two_keys(tmp_path, made_with)
+    pem = tmp_path / f"{kid}.pem"
+    if damage:
+        damage(pem)
+    before = snapshot(tmp_path)
+
+    with pytest.raises(KeyStoreError) as caught:
+        write(store(tmp_path, used_with))
+
+    assert snapshot(tmp_path) == before  # no new key file, same manifest
+    error = str(caught.value)
+    assert "(key store unchanged)" in error
+    assert f"key {kid} ({pem})" in error and message in error
+    assert "s3cret" not in error  # never a passphrase in a message
+
+
+def test_rotation_encrypts_the_new_key_like_the_others(tmp_path):
+    encrypted, plain = tmp_path / "encrypted", tmp_path / "plain"
+    two_keys(encrypted, "s3cret-right")
+    two_keys(plain, None)
+
+    new_encrypted = store(encrypted, "s3cret-right").rotate(now=LATER)
+    new_plain = store(plain).rotate(now=LATER)
+
+    assert b"ENCRYPTED" in (encrypted / f"{new_encrypted.kid}.pem").read_bytes()
+    assert b"ENCRYPTED" not in (plain / f"{new_plain.kid}.pem").read_bytes()
+    assert (
+        store(encrypted, "s3cret-right")
+        .view(LATER)
+        .verify_keys.get_by_kid(new_encrypted.kid)
+    )
+
+
+def test_a_failed_manifest_write_leaves_no_key_file_behind(tmp_path, monkeypatch):
+    two_keys(tmp_path, None)
+    before = snapshot(tmp_path)
+
+    def full_disk(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("authserver.services.key_files.os.replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        store(tmp_path).rotate(now=LATER)
+    monkeypatch.undo()
+
+    assert snapshot(tmp_path) == before  # neither the new PEM nor a temp manifest
+    assert len(store(tmp_path).records()) == 2
+
+
+def test_lifetimes_past_year_9999_refuse_to_rotate(tmp_path):
+    two_keys(tmp_path, None)
+    before = snapshot(tmp_path)
+    endless = KeyTiming(
+        jwks_max_age=TIMING.jwks_max_age,
+        token_ttl=TIMING.token_ttl,
+        refresh_max_lifetime=timedelta(seconds=8_000_000_000_000),
+    )
+    keystore = KeyStore(tmp_path, timing=endless, check_interval=0)
+
+    with pytest.raises(KeyStoreError, match="reach past the year 9999"):
+        keystore.rotate(now=LATER)
+
+    assert snapshot(tmp_path) == before
+
+
+# --- errors name the kid, the file and the problem ------------------------------
+
+
+def test_a_damaged_key_file_is_not_blamed_on_the_passphrase(tmp_path):
+    keystore = store(tmp_path)
+    keystore.ensure_signing_key(T0)
+    [record] = keystore.records()
+    pem = tmp_path / f"{record.kid}.pem"
+    for damaged in (pem.read_bytes()[:300], b"", b"not a key at all\n"):
+        pem.write_bytes(damaged)
+
+        with pytest.raises(KeyStoreError) as caught:
+            store(tmp_path).view(T0)
+
+        error = str(caught.value)
+        assert f"key {record.kid} ({pem}): not a valid PEM private key" in error
+        assert "PASSPHRASE" not in error
+
+
+def test_a_missing_key_file_is_named(tmp_path):
+    keystore = store(tmp_path)
+    keystore.ensure_signing_key(T0)
+    [record] = keystore.records()
+    pem = tmp_path / f"{record.kid}.pem"
+    pem.unlink()
+
+    with pytest.raises(KeyStoreError) as caught:
+        store(tmp_path).view(T0)
+
+    assert str(caught.value) == (
+        f"key {record.kid} ({pem}): file missing, though manifest.json lists the key"
+    )
+
+
+def _drop_alg(entry: dict) -> None:
+    del entry["alg"]
+
+
+def _naive_time(entry: dict) -> None:
+    entry["signing_from"] = "2026-01-01T00:00:00"
+
+
+def _bad_time(entry: dict) -> None:
+    entry["created_at"] = "yesterday"
+
+
+def _bad_kid(entry: dict) -> None:
+    entry["kid"] = "../../etc/passwd"
+
+
+# fault: (edit of the first manifest entry, what the error says about it)
+MANIFEST_FAULTS = {
+    "field-missing": (_drop_alg, "key {kid}: field 'alg' is missing"),
+    "time-without-offset": (_naive_time, "key {kid}: field 'signing_from' has no UTC"),
+    "time-not-a-time": (_bad_time, "key {kid}: field 'created_at' is not an ISO 8601"),
+    "kid-not-a-file-name": (_bad_kid, "field 'kid' is not a key id"),
+}
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"), list(MANIFEST_FAULTS.values()), ids=list(MANIFEST_FAULTS)
+)
+def test_a_corrupt_manifest_entry_names_the_key_and_field(tmp_path, edit, message):
+    keystore = store(tmp_path)
+    keystore.ensure_signing_key(T0)
+    manifest = tmp_path / "manifest.json"
+    data = json.loads(manifest.read_text())
+    kid = data["keys"][0]["kid"]
+    edit(data["keys"][0])
+    manifest.write_text(json.dumps(data))
+
+    with pytest.raises(KeyStoreError) as caught:
+        store(tmp_path).view(T0)
+
+    assert str(caught.value).startswith(f"corrupt key manifest {manifest}: ")
+    assert message.format(kid=kid) in str(caught.value)
