@@ -1,5 +1,7 @@
 """authctl audit: read the security audit trail."""
 
+import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -28,12 +30,18 @@ app = typer.Typer(
 )
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+AGE = re.compile(r"([0-9]+)([smhd])")  # ASCII digits only: int() takes "²" too
 
 
 @app.command("list")
 def list_events(
     user: Annotated[
-        str | None, typer.Option("--user", help="Only events about this user.")
+        str | None,
+        typer.Option(
+            "--user",
+            help="Only events about this user: a username, or a user id "
+            "(also of a deleted user).",
+        ),
     ] = None,
     since: Annotated[
         str | None,
@@ -53,7 +61,7 @@ def list_events(
 
     Example: authctl audit list --user alice --since 7d --json
     """
-    start = _parse_since(since) if since else None
+    start = _parse_since(since) if since is not None else None
     events = run(_list(user, start, event, limit))
     if as_json:
         print_json(events)
@@ -79,12 +87,20 @@ async def _list(
     async with open_session() as session:
         subject = None
         if user_ref is not None:
-            service: UserService = user_service(session)
-            subject = str((await service.resolve(user_ref)).id)
+            subject = await _subject(user_ref, user_service(session))
         rows = await AuditRepository(session).list(
             subject=subject, since=since, event=event, limit=limit
         )
         return [_json(row) for row in rows]
+
+
+async def _subject(user_ref: str, service: UserService) -> str:
+    """The subject id of USER's events: a user id as given, for the trail of a
+    deleted user outlives the account; a username through the users table."""
+    try:
+        return str(uuid.UUID(user_ref))  # usernames may not look like UUIDs
+    except ValueError:
+        return str((await service.resolve(user_ref)).id)
 
 
 def _json(row: AuditEvent) -> dict[str, Any]:
@@ -102,13 +118,16 @@ def _json(row: AuditEvent) -> dict[str, Any]:
 
 
 def _parse_since(value: str) -> datetime:
-    unit = UNITS.get(value[-1:])
-    if unit and value[:-1].isdigit():
-        return datetime.now(UTC) - timedelta(**{unit: int(value[:-1])})
+    age = AGE.fullmatch(value)
     try:
+        if age:
+            return datetime.now(UTC) - timedelta(**{UNITS[age[2]]: int(age[1])})
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        fail(f"--since {value!r}: out of range")
+    except ValueError:  # also int() of more than 4300 digits
         fail(
-            f"--since {value!r}: use an ISO time (2026-01-31T12:00) or an age (30m, 24h, 7d)"
+            f"--since {value!r}: use an ISO time (2026-01-31T12:00) or an age "
+            "(30m, 24h, 7d)"
         )
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

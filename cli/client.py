@@ -33,6 +33,7 @@ from cli.common import (
     print_table,
     run,
     say,
+    settings,
     table,
 )
 
@@ -202,7 +203,13 @@ def rotate_secret(client_id: ClientArg, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json({"client_id": client_id, "client_secret": secret})
         return
-    say(f"new secret for {client_id}; the old one no longer works")
+    # Each server process reuses a client it read for AUTH_CLIENT_CACHE_TTL.
+    ttl = settings().client_cache_ttl
+    say(
+        f"new secret for {client_id}; the old one stops working within {ttl:g} s"
+        if ttl > 0
+        else f"new secret for {client_id}; the old one no longer works"
+    )
     say(f"client_secret: {secret}")
     note(SECRET_WARNING)
 
@@ -223,7 +230,10 @@ def delete(
 
     Example: authctl client delete billing-service --yes
     """
-    confirm(f"Delete client {client_id!r} and its refresh tokens?", yes=yes)
+    if not yes:
+        client = run(_show(client_id))  # an unknown client fails before the question
+        question = f"Delete client {client['client_id']!r} ({client['name']})"
+        confirm(f"{question} and its refresh tokens?", yes=False)
     run(_delete(client_id))
     say(f"deleted client {client_id}")
 

@@ -19,11 +19,13 @@ import typer
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -56,7 +58,13 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run one command's coroutine on its own event loop; expected failures exit 1."""
     try:
         return asyncio.run(coro)
-    except (DomainError, DatabaseNotReadyError, KeyStoreError, CommandError) as exc:
+    except (
+        ConfigError,
+        DomainError,
+        DatabaseNotReadyError,
+        KeyStoreError,
+        CommandError,
+    ) as exc:
         fail(str(exc))
     except ValidationError as exc:
         fail(validation_message(exc))
@@ -86,16 +94,42 @@ def build(
         fail(validation_message(exc, names, hints))
 
 
+def check(
+    model: type[BaseModel],
+    names: Mapping[str, str] | None = None,
+    hints: Mapping[str, str] | None = None,
+    *,
+    later: str,
+    **data: Any,
+) -> None:
+    """Validate every field but `later` now: nobody should type a password for
+    a username that is then refused. A bad value exits 1."""
+    try:
+        model(**data)
+    except ValidationError as exc:
+        errors = [error for error in exc.errors() if error["loc"][:1] != (later,)]
+        if errors:
+            fail(error_message(errors[0], names, hints))
+
+
 def validation_message(
     exc: ValidationError,
     names: Mapping[str, str] | None = None,
     hints: Mapping[str, str] | None = None,
 ) -> str:
-    """The first problem in one line, naming the option the admin typed.
+    """The first problem in one line, naming the option the admin typed."""
+    return error_message(exc.errors()[0], names, hints)
+
+
+def error_message(
+    error: ErrorDetails,
+    names: Mapping[str, str] | None = None,
+    hints: Mapping[str, str] | None = None,
+) -> str:
+    """One validation problem in one line, naming the option the admin typed.
 
     `hints` replace pydantic's "should match pattern '^...$'" with words.
     """
-    error = exc.errors()[0]
     field = str(error["loc"][0]) if error["loc"] else "value"
     name = (names or {}).get(field, field)
     message = str(error["msg"]).removeprefix("Value error, ")
@@ -109,8 +143,7 @@ def validation_message(
 def database_problem(exc: BaseException) -> str:
     url = safe_url(settings().database_url)
     reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc
-    text = str(reason).strip().splitlines()[0] if str(reason).strip() else ""
-    text = text or type(reason).__name__
+    text = first_line(reason)
     # SQLite reports a missing file and a missing column alike (OperationalError),
     # so only socket-level failures are called unreachable.
     if not isinstance(exc, DBAPIError) or (
@@ -121,10 +154,19 @@ def database_problem(exc: BaseException) -> str:
 
 
 def safe_url(url: str) -> str:
+    """The URL for a message, its password masked."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(unparsable AUTH_DATABASE_URL)"
+    except (ArgumentError, ValueError):
+        pass
+    # SQLAlchemy cannot parse it (a bad port, an unclosed "["), so neither can
+    # it mask the password: mask all between the user name and the last "@".
+    scheme, slashes, rest = url.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    if not (slashes and at):
+        return url
+    user, colon, _password = credentials.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{location}"
 
 
 # --- the database --------------------------------------------------------------
@@ -146,10 +188,21 @@ async def open_session() -> AsyncIterator[AsyncSession]:
 
 
 def database_engine() -> AsyncEngine:
-    """The engine for AUTH_DATABASE_URL, after a cheap check of SQLite's path."""
+    """The engine for AUTH_DATABASE_URL, after a cheap check of SQLite's path.
+
+    A URL that SQLAlchemy or the driver cannot make sense of (a port that is no
+    number or out of range, a parameter the driver does not take) raises
+    ConfigError, now or at the first connection; `run` reports it in one line.
+    """
     current = settings()
+    try:
+        url = make_url(current.database_url)
+    except (ArgumentError, ValueError):
+        # Not the parser's words: they quote pieces of the URL, which may be
+        # pieces of the password (one with an "@" in it, say).
+        raise _bad_database_url("malformed host or port") from None
     if current.is_sqlite:
-        path = make_url(current.database_url).database
+        path = url.database
         # SQLite would fail with a vague "unable to open database file" (and
         # aiosqlite leave a thread behind); name the real problem instead.
         if path and path != ":memory:" and not Path(path).parent.is_dir():
@@ -157,7 +210,40 @@ def database_engine() -> AsyncEngine:
                 f"cannot open the SQLite database {path}: "
                 f"directory {Path(path).parent} does not exist"
             )
-    return create_engine(current)
+    try:
+        engine = create_engine(current)  # turns the query into connect() arguments
+    except (ArgumentError, ValueError) as exc:
+        raise _bad_database_url(first_line(exc)) from None
+    event.listen(engine.sync_engine, "do_connect", _connect_checked)
+    return engine
+
+
+def _connect_checked(
+    dialect: Dialect, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    # Only here does the driver see its arguments; what it rejects outright
+    # (port 99999, a libpq parameter such as sslmode) is the URL's fault.
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _bad_database_url(first_line(exc)) from exc
+
+
+def _bad_database_url(reason: str) -> ConfigError:
+    url = settings().database_url
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):
+        password = None
+    if password:  # should a driver ever quote it
+        reason = reason.replace(str(password), "***")
+    return ConfigError(f"invalid setting AUTH_DATABASE_URL ({safe_url(url)}): {reason}")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its class name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 async def require_schema(engine: AsyncEngine) -> None:
@@ -205,9 +291,18 @@ def note(message: str) -> None:
 
 
 def confirm(question: str, *, yes: bool) -> None:
-    """Ask before a destructive step unless --yes; "no" (or no terminal) exits 1."""
-    if not yes:
-        typer.confirm(question, abort=True, err=True)
+    """Ask before a destructive step unless --yes; "no" (or no answer) exits 1."""
+    if yes:
+        return
+    try:
+        agreed = typer.confirm(question, err=True)
+    except typer.Abort:  # end of input or Ctrl-C, at the prompt
+        err_console.print()
+        fail("no answer, nothing changed (--yes skips the question)")
+    if not sys.stdin.isatty():
+        err_console.print()  # an answer from a pipe is not echoed: end the line
+    if not agreed:
+        fail("not confirmed, nothing changed")
 
 
 def when(moment: datetime | None) -> str:

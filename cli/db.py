@@ -16,12 +16,14 @@ from cli.common import (
     add_row,
     confirm,
     database_engine,
+    fail,
     print_json,
     print_table,
     run,
     say,
     table,
 )
+from cli.parsing import NegativeNumberCommand
 
 app = typer.Typer(
     help="Database schema migrations.\n\nExample: authctl db upgrade",
@@ -44,11 +46,12 @@ def upgrade(
 
     Example: authctl db upgrade
     """
+    _require(revision)
     current = run(_migrate(lambda engine: migrate.upgrade(engine, revision)))
     say(f"database at revision {_describe(current)}")
 
 
-@app.command("downgrade")
+@app.command("downgrade", cls=NegativeNumberCommand)
 def downgrade(
     revision: Annotated[
         str, typer.Argument(help="Target revision, e.g. 0001, -1 or base.")
@@ -59,6 +62,7 @@ def downgrade(
 
     Example: authctl db downgrade -1 --yes
     """
+    _require(revision)
     confirm(
         f"Downgrade the database to {revision}? Tables and columns added since "
         "then are dropped with their data.",
@@ -133,6 +137,11 @@ async def _migrate(
         return await migrate.get_current(engine)
     finally:
         await engine.dispose()
+
+
+def _require(revision: str) -> None:
+    if not revision.strip():
+        fail("REVISION is empty: give a revision such as 0002, head, base or -1")
 
 
 def _describe(revision: str | None) -> str:

@@ -1,5 +1,6 @@
 """authctl serve: run the server with uvicorn."""
 
+import socket
 from typing import Annotated
 
 import anyio.to_thread
@@ -10,7 +11,7 @@ from authserver.core.config import Settings
 from authserver.core.logging import configure_logging
 from authserver.db.init import prepare_database
 from authserver.services.keystore import KeyStoreError, keystore_from_settings
-from cli.common import database_engine, run, say, settings
+from cli.common import database_engine, fail, run, say, settings
 
 
 def serve(
@@ -23,6 +24,9 @@ def serve(
 ) -> None:
     """Run the token server, applying pending migrations and creating the first key.
 
+    With AUTH_AUTO_MIGRATE=false it applies none: it refuses to start on a
+    schema that is not at the latest revision (run `authctl db upgrade`).
+
     Workers share the database and the key store, so each one sees rotations,
     prunes, disabled users and revoked tokens without a restart.
 
@@ -33,6 +37,7 @@ def serve(
             "--reload runs a single worker", param_hint="--workers"
         )
     current = settings()
+    _check_listen(host, port)
     # Once here, not in every worker: a broken database or key store is one
     # clear line instead of a traceback per worker.
     run(_prepare(current))
@@ -53,12 +58,34 @@ def serve(
     )
 
 
+def _check_listen(host: str, port: int) -> None:
+    """Fail before migrating or starting anything if HOST:PORT cannot be bound.
+
+    uvicorn would find out after the application started, and say so only in a
+    log line. Binds the way it will (every address HOST resolves to, with
+    SO_REUSEADDR so a closing connection is no conflict) and lets go at once.
+    """
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        addresses = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        for family, kind, proto, _name, address in addresses:
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL or bad IDNA name
+        fail(f"cannot listen on {where}: {getattr(exc, 'strerror', None) or exc}")
+
+
 async def _prepare(current: Settings) -> None:
     engine = database_engine()
     try:
-        await prepare_database(
-            engine, current.model_copy(update={"auto_migrate": True})
-        )
+        # AUTH_AUTO_MIGRATE as the server itself reads it: operators who
+        # migrate in the deploy step set it to false.
+        await prepare_database(engine, current)
     finally:
         await engine.dispose()
     keystore = keystore_from_settings(current)

@@ -5,12 +5,13 @@ password change) lives in authserver.services.users, shared with the API.
 """
 
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authserver.core.exceptions import AlreadyExistsError
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.user import UserRepository
 from authserver.models import User
@@ -21,6 +22,7 @@ from cli.common import (
     JsonOpt,
     add_row,
     build,
+    check,
     confirm,
     fail,
     open_session,
@@ -34,6 +36,7 @@ from cli.common import (
     table,
     yes_no,
 )
+from cli.parsing import SecretArgsCommand
 
 app = typer.Typer(
     help="Manage user accounts. USER is a username or a user id (UUID).\n\n"
@@ -58,7 +61,7 @@ PAGE_SIZE = 500
 Action = Callable[[UserService, User], Awaitable[int | None]]
 
 
-@app.command("create")
+@app.command("create", cls=SecretArgsCommand)
 def create(
     username: Annotated[
         str, typer.Argument(help="Login name: letters, digits and . _ @ + -")
@@ -79,22 +82,22 @@ def create(
 
     Example: printf '%s\\n' "$PW" | authctl user create bot --password-stdin --json
     """
-    password = read_password(password_stdin)
-    data = build(
-        UserCreate,
-        FIELDS,
-        HINTS,
-        username=username,
-        email=email,
-        is_admin=admin,
-        password=password,
-    )
+    fields = {"username": username, "email": email, "is_admin": admin}
+    check(UserCreate, FIELDS, HINTS, later="password", **fields)
+    password = read_password(password_stdin, lambda: _check_free(username))
+    data = build(UserCreate, FIELDS, HINTS, password=password, **fields)
     user = run(_create(data))
     if as_json:
         print_json(user)
         return
     role = "administrator" if user["is_admin"] else "user"
     say(f"created {role} {user['username']} (id {user['id']})")
+
+
+async def _check_free(username: str) -> None:
+    async with open_session() as session:
+        if await UserRepository(session).get_by_username(username) is not None:
+            raise AlreadyExistsError(f"username {username!r} is taken")
 
 
 async def _create(data: UserCreate) -> dict[str, Any]:
@@ -215,13 +218,13 @@ def enable(user_ref: UserArg) -> None:
     say(f"enabled {user['username']}")
 
 
-@app.command("set-password")
+@app.command("set-password", cls=SecretArgsCommand)
 def set_password(user_ref: UserArg, password_stdin: PasswordStdinOpt = False) -> None:
     """Set a new password (asked twice, hidden); revokes every refresh token.
 
     Example: authctl user set-password alice
     """
-    password = read_password(password_stdin)
+    password = read_password(password_stdin, lambda: _apply(user_ref, None))
 
     async def change(service: UserService, user: User) -> int:
         return await service.set_password(user, password)
@@ -259,7 +262,13 @@ def delete(
 
     Example: authctl user delete alice --yes
     """
-    confirm(f"Delete user {user_ref!r} and all their refresh tokens?", yes=yes)
+    if not yes:
+        # An unknown USER fails before the question; the answer then applies
+        # to this very account, by id, even if its username changes meanwhile.
+        found, _ = run(_apply(user_ref, None))
+        question = f"Delete user {found['username']!r} (id {found['id']})"
+        confirm(f"{question} and all their refresh tokens?", yes=False)
+        user_ref = found["id"]
 
     async def remove(service: UserService, user: User) -> None:
         await service.delete(user)
@@ -304,11 +313,17 @@ def user_json(user: User) -> dict[str, Any]:
     return UserRead.model_validate(user).model_dump(mode="json")
 
 
-def read_password(from_stdin: bool) -> str:
-    """The new password: a hidden prompt asked twice, or stdin's first line."""
+def read_password(
+    from_stdin: bool, precheck: Callable[[], Coroutine[Any, Any, object]]
+) -> str:
+    """The new password: a hidden prompt asked twice, or stdin's first line.
+
+    `precheck` runs before the prompt: whatever would refuse the password (a
+    taken username, an unknown user, the database) fails before it is typed.
+    """
     settings()  # a broken configuration fails before anyone types a password
     if from_stdin:
-        if sys.stdin.isatty():
+        if stdin_is_terminal():
             # readline() would echo the password on the terminal as it is typed.
             fail("--password-stdin reads a pipe; at a terminal, leave it out")
         # Only the line ending is stripped: spaces may be part of the password.
@@ -316,7 +331,16 @@ def read_password(from_stdin: bool) -> str:
         if not password:
             fail("no password on standard input")
         return password
+    if not stdin_is_terminal():
+        # getpass would read the pipe (or find nothing there) with a warning
+        # that the password may be echoed; a script wants --password-stdin.
+        fail("no terminal to ask for the password; use --password-stdin")
+    run(precheck())
     prompted: str = typer.prompt(
         "Password", hide_input=True, confirmation_prompt=True, err=True
     )
     return prompted
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()

@@ -7,6 +7,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util.exc import CommandError
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,11 +39,13 @@ def current_revision(connection: Connection) -> str | None:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    await _run(engine, lambda cfg: command.upgrade(cfg, revision))
+    await _run(engine, revision, lambda cfg: command.upgrade(cfg, revision))
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
-    await _run(engine, lambda cfg: command.downgrade(cfg, revision))
+    await _run(
+        engine, revision, lambda cfg: command.downgrade(cfg, revision), down=True
+    )
 
 
 async def get_current(engine: AsyncEngine) -> str | None:
@@ -53,16 +57,45 @@ async def is_at_head(engine: AsyncEngine) -> bool:
     return await get_current(engine) == head_revision()
 
 
-async def _run(engine: AsyncEngine, action: _Action) -> None:
+async def _run(
+    engine: AsyncEngine, revision: str, action: _Action, *, down: bool = False
+) -> None:
     def run(connection: Connection) -> None:
         if connection.dialect.name == "postgresql":
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID}
             )
         cfg = alembic_config()
+        _check_target(cfg, connection, revision, down=down)
         cfg.attributes["connection"] = connection
         action(cfg)
 
     # On SQLite the engine begins with BEGIN IMMEDIATE, which serialises too.
     async with engine.begin() as conn:
         await conn.run_sync(run)
+
+
+def _check_target(
+    cfg: Config, connection: Connection, revision: str, *, down: bool
+) -> None:
+    """CommandError for a revision that Alembic cannot walk to from here.
+
+    Alembic fails an assert instead of raising CommandError for some targets
+    ("", "@", "head+1", "0001-1" on an empty schema). Walking its revision map
+    first, the way the command will and before any migration code runs, puts
+    that in words; the errors Alembic does report, it reports when it runs.
+    """
+    scripts = ScriptDirectory.from_config(cfg)
+    current = MigrationContext.configure(connection).get_current_heads()
+    try:
+        if down:
+            list(
+                scripts.iterate_revisions(current, revision, select_for_downgrade=True)
+            )
+        else:
+            list(scripts.iterate_revisions(revision, current, implicit_base=True))
+    except AssertionError:
+        where = ", ".join(current) or "an empty schema"
+        raise CommandError(f"cannot migrate from {where} to {revision!r}") from None
+    except (RevisionError, CommandError):
+        pass

@@ -101,6 +101,15 @@ def cli_for(
 
 
 @pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Standard input is a terminal, so authctl may prompt for a password.
+
+    CliRunner's stdin is a pipe; without this, password prompts refuse to run.
+    """
+    monkeypatch.setattr("cli.user.stdin_is_terminal", lambda: True)
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """A new, empty (unmigrated) SQLite database."""
     return f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"

@@ -3,11 +3,13 @@
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from authserver.crud.audit import AuditRepository
 from authserver.crud.user import LockPolicy, UserRepository
 from authserver.services.keystore import keystore_from_settings
 from tests.cli.conftest import Cli
-from tests.cli.helpers import failed, ok
+from tests.cli.helpers import failed, ok, one_error_line
 from tests.factories import make_user
 
 
@@ -37,6 +39,51 @@ def test_audit_list_filters(cli: Cli) -> None:
     assert {e["event"] for e in only} == {"user_created"}
     assert "--since" in failed(cli("audit", "list", "--since", "soon"))
     assert "no user" in failed(cli("audit", "list", "--user", "nobody"))
+
+
+BAD_SINCE = {
+    "age-overflows-timedelta": "99999999999d",
+    "age-before-year-1": "99999999d",
+    "superscript-digit": "\N{SUPERSCRIPT TWO}h",
+    "arabic-indic-digit": "\N{ARABIC-INDIC DIGIT THREE}h",
+    "too-many-digits": "9" * 5000 + "d",
+    "empty": "",
+    "iso-before-year-1-in-utc": "0001-01-01T00:00+14:00",
+}
+
+
+@pytest.mark.parametrize("since", list(BAD_SINCE.values()), ids=list(BAD_SINCE))
+def test_audit_list_rejects_a_bad_since(cli: Cli, since: str) -> None:
+    assert one_error_line(cli("audit", "list", "--since", since)).startswith(
+        "error: --since "
+    )
+
+
+def test_audit_list_by_the_id_of_a_deleted_user(cli: Cli) -> None:
+    created = ok(
+        cli(
+            "user",
+            "create",
+            "dora",
+            "--password-stdin",
+            "--json",
+            input="a passphrase\n",
+        )
+    )
+    user_id = json.loads(created.stdout)["id"]
+    ok(cli("user", "delete", "dora", "--yes"))
+
+    events = json.loads(ok(cli("audit", "list", "--user", user_id, "--json")).stdout)
+
+    assert [e["event"] for e in events] == ["user_deleted", "user_created"]
+    upper = json.loads(
+        ok(cli("audit", "list", "--user", user_id.upper(), "--json")).stdout
+    )
+    assert upper == events
+    # A username still goes through the users table, where dora is gone.
+    assert one_error_line(cli("audit", "list", "--user", "dora")) == (
+        "error: no user 'dora'"
+    )
 
 
 def test_key_rotation_is_audited(cli: Cli) -> None:

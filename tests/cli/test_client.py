@@ -154,6 +154,8 @@ def test_rotate_secret_replaces_the_old_one(cli: Cli) -> None:
 
     human = ok(cli("client", "rotate-secret", "svc-app"))
     assert "client_secret:" in human.stdout and "not shown again" in human.stderr
+    # Servers reuse a client they read for AUTH_CLIENT_CACHE_TTL (default 5 s).
+    assert "the old one stops working within 5 s" in human.stdout
 
 
 def test_rotate_secret_of_public_client_fails(cli: Cli) -> None:
@@ -167,7 +169,9 @@ def test_delete_removes_client_and_its_refresh_tokens(cli: Cli) -> None:
     user = cli.seed(make_user)
     jti = cli.seed(lambda f: add_refresh_token(f, user.id, client.id))
 
-    failed(cli("client", "delete", "old-app", input="n\n"))
+    declined = failed(cli("client", "delete", "old-app", input="n\n"))
+    assert "Delete client 'old-app'" in declined
+    assert declined.splitlines()[-1] == "error: not confirmed, nothing changed"
     assert get_client(cli, "old-app") is not None
 
     assert (
@@ -179,8 +183,10 @@ def test_delete_removes_client_and_its_refresh_tokens(cli: Cli) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["show"], ["rotate-secret"], ["delete", "--yes"]],
-    ids=["show", "rotate-secret", "delete"],
+    [["show"], ["rotate-secret"], ["delete", "--yes"], ["delete"]],
+    ids=["show", "rotate-secret", "delete", "delete-without-yes"],
 )
 def test_unknown_client(cli: Cli, args: list[str]) -> None:
-    assert one_error_line(cli("client", *args, "nope")) == "error: no client 'nope'"
+    # One line: `delete` does not ask about a client that does not exist.
+    result = cli("client", *args, "nope", input="y\n")
+    assert one_error_line(result) == "error: no client 'nope'"

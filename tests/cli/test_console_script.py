@@ -46,3 +46,22 @@ def test_installed_authctl_end_to_end(tmp_path: Path) -> None:
     assert disabled.returncode == 0 and "disabled alice" in disabled.stdout
 
     assert authctl("frobnicate").returncode == 2
+
+
+def test_installed_authctl_without_a_terminal(tmp_path: Path) -> None:
+    env = cli_env(f"sqlite+aiosqlite:///{tmp_path / 'script.db'}", tmp_path / "keys")
+
+    def authctl(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+        return run_authctl(*args, env=env, cwd=tmp_path, input=input)
+
+    assert authctl("db", "upgrade").returncode == 0
+    for stdin in (f"{PASSWORD}\n{PASSWORD}\n", ""):
+        piped = authctl("user", "create", "q1", input=stdin)
+        assert piped.returncode == 1
+        assert piped.stderr == (
+            "error: no terminal to ask for the password; use --password-stdin\n"
+        )  # no prompt, no GetPassWarning, no "Aborted."
+    assert json.loads(authctl("user", "list", "--json").stdout) == []
+
+    downgraded = authctl("db", "downgrade", "-1", "--yes")
+    assert downgraded.returncode == 0, downgraded.stderr

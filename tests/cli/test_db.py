@@ -71,6 +71,50 @@ def test_downgrade_needs_a_revision(
     assert "Missing argument" in failed(cli_for(sqlite_url)("db", "downgrade"), code=2)
 
 
+def test_downgrade_by_a_relative_step(
+    cli_for: Callable[..., Cli], sqlite_url: str
+) -> None:
+    cli = cli_for(sqlite_url)
+    history = json.loads(ok(cli("db", "history", "--json")).stdout)
+    revisions = [item["revision"] for item in history] + [None]  # newest first
+    ok(cli("db", "upgrade"))
+
+    failed(cli("db", "downgrade", "-1", input="n\n"))
+    assert status(cli)["current"] == revisions[0]
+    # As README and --help write it: -1 is the revision, not an option.
+    result = ok(cli("db", "downgrade", "-1", "--yes"))
+    assert f"at revision {revisions[1]}" in result.stdout
+    ok(cli("db", "downgrade", "-y", "-1"))
+    assert status(cli)["current"] == revisions[2]
+    ok(cli("db", "upgrade"))
+    ok(cli("db", "downgrade", "--yes", "--", "-2"))
+    assert status(cli)["current"] == revisions[2]
+    assert "No such option: -x" in failed(cli("db", "downgrade", "-x"), code=2)
+
+
+BAD_REVISIONS = {
+    "upgrade-empty": ["upgrade", ""],
+    "upgrade-blank": ["upgrade", " "],
+    "upgrade-past-head": ["upgrade", "head+1"],
+    "upgrade-at-sign": ["upgrade", "@"],
+    "upgrade-before-base": ["upgrade", "head-99"],
+    "downgrade-empty": ["downgrade", "--yes", ""],
+    "downgrade-at-sign": ["downgrade", "--yes", "@"],
+    "downgrade-branch-only": ["downgrade", "--yes", "head@"],
+    "downgrade-too-far": ["downgrade", "--yes", "-99"],
+}
+
+
+@pytest.mark.parametrize("args", list(BAD_REVISIONS.values()), ids=list(BAD_REVISIONS))
+def test_bad_revision(
+    cli_for: Callable[..., Cli], sqlite_url: str, args: list[str]
+) -> None:
+    cli = cli_for(sqlite_url)
+    ok(cli("db", "upgrade"))
+    one_error_line(cli("db", *args))
+    assert status(cli)["at_head"] is True
+
+
 SCHEMA_COMMANDS = {
     "user-list": ["user", "list"],
     "user-show": ["user", "show", "alice"],
@@ -134,6 +178,30 @@ def test_unreachable_database(
     result = cli_for(url)(*args)
     assert message in one_error_line(result)
     assert "hunter2" not in result.output
+
+
+MALFORMED_URLS = {
+    "port-not-a-number": "postgresql+asyncpg://postgres:hunter2@127.0.0.1:notaport/x",
+    "unclosed-ipv6": "postgresql+asyncpg://postgres:hunter2@[::1:5432/x",
+    "port-out-of-range": "postgresql+asyncpg://postgres:hunter2@127.0.0.1:99999/x",
+    "at-in-password": "postgresql+asyncpg://postgres:hun@ter2@127.0.0.1:5432x/x",
+    "libpq-parameter": "postgresql+asyncpg://postgres:hunter2@127.0.0.1/x?sslmode=on",
+    "sqlite-port": "sqlite+aiosqlite://host:port/x.db",
+}
+
+
+@pytest.mark.parametrize("url", list(MALFORMED_URLS.values()), ids=list(MALFORMED_URLS))
+@pytest.mark.parametrize(
+    "args", [["user", "list"], ["db", "current"], ["db", "upgrade"]], ids=" ".join
+)
+def test_malformed_database_url(
+    cli_for: Callable[..., Cli], url: str, args: list[str]
+) -> None:
+    result = cli_for(url)(*args)
+    assert one_error_line(result).startswith(
+        "error: invalid setting AUTH_DATABASE_URL ("
+    )
+    assert "hunter2" not in result.output and "ter2" not in result.output
 
 
 BAD_SETTINGS = {

@@ -1,6 +1,7 @@
 """authctl serve: prepares the database and the key store, then hands over to uvicorn."""
 
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -26,15 +27,38 @@ def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return calls
 
 
+@pytest.fixture
+def free_port() -> int:
+    """A port nothing listens on (serve checks that it can bind it)."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port another process (this one) listens on."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        yield sock.getsockname()[1]
+
+
+def unmigrated(cli: Cli) -> bool:
+    return '"current": null' in ok(cli("db", "current", "--json")).stdout
+
+
 def test_serve_migrates_creates_the_first_key_and_runs_uvicorn(
-    cli_for: Callable[..., Cli], sqlite_url: str, uvicorn_calls: list[dict[str, Any]]
+    cli_for: Callable[..., Cli],
+    sqlite_url: str,
+    uvicorn_calls: list[dict[str, Any]],
+    free_port: int,
 ) -> None:
     cli = cli_for(sqlite_url)
-    result = ok(cli("serve", "--host", "0.0.0.0", "--port", "8123", "--workers", "2"))
-    assert "on http://0.0.0.0:8123" in result.stdout
+    port = str(free_port)
+    result = ok(cli("serve", "--host", "0.0.0.0", "--port", port, "--workers", "2"))
+    assert f"on http://0.0.0.0:{port}" in result.stdout
     [call] = uvicorn_calls
     assert call["app"] == "authserver.main:app"  # an import string: workers need it
-    assert (call["host"], call["port"], call["workers"]) == ("0.0.0.0", 8123, 2)
+    assert (call["host"], call["port"], call["workers"]) == ("0.0.0.0", free_port, 2)
     assert call["reload"] is False
     assert (cli.keys_dir / MANIFEST).is_file()
     status = ok(cli("db", "current", "--json")).stdout
@@ -42,9 +66,12 @@ def test_serve_migrates_creates_the_first_key_and_runs_uvicorn(
 
 
 def test_serve_reload(
-    cli_for: Callable[..., Cli], sqlite_url: str, uvicorn_calls: list[dict[str, Any]]
+    cli_for: Callable[..., Cli],
+    sqlite_url: str,
+    uvicorn_calls: list[dict[str, Any]],
+    free_port: int,
 ) -> None:
-    ok(cli_for(sqlite_url)("serve", "--reload"))
+    ok(cli_for(sqlite_url)("serve", "--reload", "--port", str(free_port)))
     assert uvicorn_calls[0]["reload"] is True and uvicorn_calls[0]["workers"] is None
 
 
@@ -64,18 +91,67 @@ def test_serve_usage_errors(
 
 
 def test_serve_with_unreachable_database(
-    cli_for: Callable[..., Cli], uvicorn_calls: list[dict[str, Any]]
+    cli_for: Callable[..., Cli], uvicorn_calls: list[dict[str, Any]], free_port: int
 ) -> None:
     cli = cli_for("postgresql+asyncpg://postgres@127.0.0.1:1/authserver")
-    assert "cannot reach the database" in one_error_line(cli("serve"))
+    result = cli("serve", "--port", str(free_port))
+    assert "cannot reach the database" in one_error_line(result)
     assert uvicorn_calls == []
 
 
 def test_serve_with_unusable_key_store(
-    cli_for: Callable[..., Cli], sqlite_url: str, uvicorn_calls: list[dict[str, Any]]
+    cli_for: Callable[..., Cli],
+    sqlite_url: str,
+    uvicorn_calls: list[dict[str, Any]],
+    free_port: int,
 ) -> None:
     cli = cli_for(sqlite_url)
     cli.keys_dir.parent.mkdir(parents=True, exist_ok=True)
     cli.keys_dir.write_text("a file where the key directory should be")
-    assert "key store" in one_error_line(cli("serve"))
+    assert "key store" in one_error_line(cli("serve", "--port", str(free_port)))
     assert uvicorn_calls == []
+
+
+def test_serve_on_a_busy_port_fails_before_migrating(
+    cli_for: Callable[..., Cli],
+    sqlite_url: str,
+    uvicorn_calls: list[dict[str, Any]],
+    busy_port: int,
+) -> None:
+    cli = cli_for(sqlite_url)
+    line = one_error_line(cli("serve", "--port", str(busy_port)))
+    assert (
+        line == f"error: cannot listen on 127.0.0.1:{busy_port}: Address already in use"
+    )
+    assert uvicorn_calls == []
+    assert unmigrated(cli) and not (cli.keys_dir / MANIFEST).exists()
+
+
+def test_serve_on_an_address_of_another_host(
+    cli_for: Callable[..., Cli],
+    sqlite_url: str,
+    uvicorn_calls: list[dict[str, Any]],
+    free_port: int,
+) -> None:
+    cli = cli_for(sqlite_url)
+    result = cli(
+        "serve", "--host", "203.0.113.9", "--port", str(free_port)
+    )  # TEST-NET-3
+    assert "error: cannot listen on 203.0.113.9:" in one_error_line(result)
+    assert uvicorn_calls == [] and unmigrated(cli)
+
+
+def test_serve_without_auto_migrate_refuses_an_old_schema(
+    cli_for: Callable[..., Cli],
+    sqlite_url: str,
+    uvicorn_calls: list[dict[str, Any]],
+    free_port: int,
+) -> None:
+    cli = cli_for(sqlite_url, AUTH_AUTO_MIGRATE="false")
+    line = one_error_line(cli("serve", "--port", str(free_port)))
+    assert "run `authctl db upgrade`" in line
+    assert uvicorn_calls == [] and unmigrated(cli)
+
+    ok(cli("db", "upgrade"))  # the deploy step
+    ok(cli("serve", "--port", str(free_port)))
+    assert len(uvicorn_calls) == 1

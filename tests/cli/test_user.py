@@ -67,7 +67,7 @@ def test_create_from_stdin_prints_json(cli: Cli) -> None:
     assert matches(NEW_PASSWORD, user.password_hash)
 
 
-def test_create_asks_twice_and_again_on_mismatch(cli: Cli) -> None:
+def test_create_asks_twice_and_again_on_mismatch(cli: Cli, terminal: None) -> None:
     answers = f"{NEW_PASSWORD}\nsomething else\n{NEW_PASSWORD}\n{NEW_PASSWORD}\n"
     result = ok(cli("user", "create", "bob", "--admin", input=answers))
     assert "do not match" in result.stderr
@@ -124,6 +124,70 @@ def test_create_rejects(cli: Cli, args: list[str], stdin: str, message: str) -> 
 def test_create_never_takes_a_password_argument(cli: Cli) -> None:
     stderr = failed(cli("user", "create", "frank", "--password", "x"), code=2)
     assert "No such option" in stderr
+
+
+SECRET_COMMANDS = {
+    "create": ["create", "frank"],
+    "create-stdin": ["create", "frank", "--password-stdin"],
+    "set-password": ["set-password", "alice"],
+}
+
+
+@pytest.mark.parametrize(
+    "args", list(SECRET_COMMANDS.values()), ids=list(SECRET_COMMANDS)
+)
+@pytest.mark.parametrize("extra", [["hunter2 pass"], ["hunter2", "more"]])
+def test_a_password_typed_as_an_argument_is_not_echoed(
+    cli: Cli, terminal: None, args: list[str], extra: list[str]
+) -> None:
+    seed_user(cli, "alice")
+    result = cli("user", *args, *extra, input=f"{NEW_PASSWORD}\n")
+    stderr = failed(result, code=2)  # a usage error, as README documents
+    assert "unexpected extra argument" in stderr and "(not shown)" in stderr
+    assert "hunter2" not in result.output
+    assert get_user(cli, "frank") is None
+    assert matches(DEFAULT_PASSWORD, get_user(cli, "alice").password_hash)
+
+
+PROMPTS = {
+    "create": ["create", "frank"],
+    "set-password": ["set-password", "alice"],
+}
+
+
+@pytest.mark.parametrize("args", list(PROMPTS.values()), ids=list(PROMPTS))
+@pytest.mark.parametrize("stdin", [f"{NEW_PASSWORD}\n{NEW_PASSWORD}\n", ""])
+def test_no_prompt_without_a_terminal(cli: Cli, args: list[str], stdin: str) -> None:
+    seed_user(cli, "alice")
+    line = one_error_line(cli("user", *args, input=stdin))
+    assert line == "error: no terminal to ask for the password; use --password-stdin"
+    assert get_user(cli, "frank") is None
+    assert matches(DEFAULT_PASSWORD, get_user(cli, "alice").password_hash)
+
+
+BEFORE_THE_PROMPT = {
+    "bad-username": (["create", "bad name!"], "USERNAME"),
+    "uuid-username": (
+        ["create", "00000000-0000-4000-8000-000000000000"],
+        "may not look like a UUID",
+    ),
+    "bad-email": (["create", "erin", "--email", "not-an-email"], "--email"),
+    "taken-username": (["create", "ALICE"], "username 'ALICE' is taken"),
+    "unknown-user": (["set-password", "nobody"], "no user 'nobody'"),
+}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), list(BEFORE_THE_PROMPT.values()), ids=list(BEFORE_THE_PROMPT)
+)
+def test_bad_input_fails_before_the_password_prompt(
+    cli: Cli, terminal: None, args: list[str], message: str
+) -> None:
+    seed_user(cli, "alice")
+    result = cli("user", *args, input=f"{NEW_PASSWORD}\n{NEW_PASSWORD}\n")
+    assert message in one_error_line(result)
+    assert "Password" not in result.output  # nobody was asked to type it
+    assert cli.db(lambda s: UserRepository(s).list())[1] == 1
 
 
 # --- list and show --------------------------------------------------------------
@@ -191,7 +255,7 @@ def test_set_password_from_stdin_revokes_refresh_tokens(cli: Cli) -> None:
     assert revoked(cli, jtis[0])
 
 
-def test_set_password_by_prompt(cli: Cli) -> None:
+def test_set_password_by_prompt(cli: Cli, terminal: None) -> None:
     seed_user(cli, "alice")
     ok(cli("user", "set-password", "alice", input=f"{NEW_PASSWORD}\n{NEW_PASSWORD}\n"))
     stored = get_user(cli, "alice")
@@ -227,11 +291,20 @@ def test_delete_with_yes_removes_user_and_tokens(cli: Cli) -> None:
 
 
 def test_delete_asks_first(cli: Cli) -> None:
-    seed_user(cli, "alice")
-    failed(cli("user", "delete", "alice", input="n\n"))
+    user = seed_user(cli, "alice")
+    declined = cli("user", "delete", "ALICE", input="n\n")
+    assert f"Delete user 'alice' (id {user.id})" in failed(declined)
+    assert declined.stderr.splitlines()[-1] == "error: not confirmed, nothing changed"
+    no_answer = failed(cli("user", "delete", "alice", input=""))
+    assert no_answer.splitlines()[-1].startswith("error: no answer, nothing changed")
     assert get_user(cli, "alice") is not None
     ok(cli("user", "delete", "alice", input="y\n"))
     assert get_user(cli, "alice") is None
+
+
+def test_delete_of_an_unknown_user_does_not_ask(cli: Cli) -> None:
+    line = one_error_line(cli("user", "delete", "nobody", input="y\n"))
+    assert line == "error: no user 'nobody'"
 
 
 UNKNOWN_USER = {
