@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 LOOPBACK_HOSTS = {"localhost"}
 
@@ -229,6 +231,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
+        # Caught here, a malformed host or port is one line at start-up rather
+        # than a traceback at the first connection. The parser's own words are
+        # not repeated: they quote pieces of the URL, password included.
+        try:
+            port = make_url(value).port
+        except (ArgumentError, ValueError):
+            raise ValueError("malformed host or port") from None
+        if port is not None and not 0 < port < 65536:
+            raise ValueError("the port must be 1-65535")
         return value
 
     @model_validator(mode="after")

@@ -18,6 +18,18 @@ BAD = {
     "http-issuer-public-host": ({"issuer": "http://auth.example.com"}, "AUTH_ISSUER"),
     "issuer-with-query": ({"issuer": "https://auth.example.com/?x=1"}, "AUTH_ISSUER"),
     "sync-driver": ({"database_url": "sqlite:///x.db"}, "AUTH_DATABASE_URL"),
+    "db-port-not-a-number": (
+        {"database_url": "postgresql+asyncpg://u:s3cret@127.0.0.1:notaport/x"},
+        "AUTH_DATABASE_URL",
+    ),
+    "db-port-out-of-range": (
+        {"database_url": "postgresql+asyncpg://u:s3cret@127.0.0.1:99999/x"},
+        "AUTH_DATABASE_URL",
+    ),
+    "db-host-unclosed-bracket": (
+        {"database_url": "postgresql+asyncpg://u:s3cret@[::1:5432/x"},
+        "AUTH_DATABASE_URL",
+    ),
     "bcrypt-too-low": ({"bcrypt_rounds": "3"}, "AUTH_BCRYPT_ROUNDS"),
     "no-hash-threads": (
         {"password_hash_concurrency": "0"},
@@ -37,6 +49,7 @@ def test_bad_value_names_the_setting(values, name, monkeypatch):
     message = str(caught.value)
     assert message.startswith(f"invalid setting {name}:")
     assert "\n" not in message
+    assert "s3cret" not in message
 
 
 def test_defaults(monkeypatch):
