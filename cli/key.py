@@ -1,4 +1,5 @@
-"""authctl key: the signing keys in AUTH_KEYS_DIR (list, safe rotation, prune).
+"""authctl key: the signing keys in AUTH_KEYS_DIR (list, safe rotation, prune,
+revoking a compromised key).
 
 Every server process re-reads the key store by itself (at most every
 AUTH_KEYSTORE_CHECK_INTERVAL seconds), so these commands only edit the store;
@@ -24,6 +25,7 @@ from authserver.services.keystore import (
 from cli.common import (
     JsonOpt,
     add_row,
+    confirm,
     fail,
     note,
     open_session,
@@ -170,6 +172,50 @@ def prune(as_json: JsonOpt = False) -> None:
         say("nothing to prune")
     for record in gone:
         say(f"removed key {record.kid}")
+
+
+@app.command("revoke")
+def revoke(
+    kid: Annotated[str, typer.Argument(help="The key id (see authctl key list).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Withdraw a compromised key at once: it leaves the JWKS and stops
+    verifying, and its file is deleted.
+
+    Every token it signed stops being valid at every server within
+    AUTH_KEYSTORE_CHECK_INTERVAL: users whose refresh tokens it signed must
+    log in again. If it was the signing key, a new key signs from now on.
+    Resource servers keep a cached JWKS (AUTH_JWKS_MAX_AGE): until it expires
+    they may still accept tokens of the revoked key. For a routine change of
+    key, use `authctl key rotate`.
+
+    Example: authctl key revoke 3f9c2d0e8b7a4c1e9d6f5a4b3c2d1e0f --yes
+    """
+    store = _store()
+    records = _guard(store.records)
+    if not any(r.kid == kid for r in records):
+        fail(f"no key {kid} in the key store (see authctl key list)")
+    confirm(f"revoke key {kid}? Every token it signed stops being valid", yes=yes)
+    replacement = _guard(lambda: store.revoke(kid))
+    _audit(
+        "key_revoked",
+        kid=kid,
+        replacement=replacement.kid if replacement else None,
+    )
+    if as_json:
+        print_json(
+            {"revoked": kid, "signing_key": replacement.kid if replacement else None}
+        )
+        return
+    say(f"revoked key {kid}")
+    if replacement is not None:
+        say(f"new signing key {replacement.kid}, signing from now")
+    max_age = int(settings().jwks_max_age.total_seconds())
+    note(
+        f"resource servers holding a cached JWKS may accept its tokens for up to "
+        f"{max_age} s more (AUTH_JWKS_MAX_AGE)"
+    )
 
 
 def key_json(

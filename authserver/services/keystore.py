@@ -245,6 +245,31 @@ class KeyStore:
                 (self.directory / f"{record.kid}.pem").unlink(missing_ok=True)
             return gone
 
+    def revoke(self, kid: str, now: datetime | None = None) -> KeyRecord | None:
+        """Withdraw a (compromised) key at once: out of the manifest, the JWKS
+        and verification, its file deleted. Everything it signed stops being
+        valid, refresh tokens included. If no other key signs now, a new one
+        does, from now; it is returned (None when another key already signs).
+        """
+        with self._locked():
+            records = self._checked_records("revoke")
+            now = now or datetime.now(UTC)
+            if not any(r.kid == kid for r in records):
+                raise KeyStoreError(f"no key {kid} in the key store")
+            kept = [r for r in records if r.kid != kid]
+            replacement = None
+            if signing_record(kept, now) is None:
+                new_kid, pem = self._generate()
+                replacement = KeyRecord(
+                    kid=new_kid, alg=SIGNING_ALG, created_at=now, signing_from=now
+                )
+                self._commit([*kept, replacement], new_key=(new_kid, pem))
+            else:
+                self._commit(kept)
+            # Only now, with no manifest naming it, may the file go.
+            (self.directory / f"{kid}.pem").unlink(missing_ok=True)
+            return replacement
+
     def _checked_records(self, action: str) -> list[KeyRecord]:
         """The manifest's records once every key it names has loaded."""
         try:

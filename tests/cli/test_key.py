@@ -10,7 +10,7 @@ import pytest
 from authserver.crud.audit import AuditRepository
 from authserver.services.keystore import MANIFEST, KeyStore, keystore_from_settings
 from tests.cli.conftest import Cli
-from tests.cli.helpers import ok, one_error_line
+from tests.cli.helpers import failed, ok, one_error_line
 
 
 @pytest.fixture
@@ -286,3 +286,49 @@ def test_a_lifetime_too_long_is_a_config_error(
 
     assert "invalid setting AUTH_REFRESH_TOKEN_MAX_LIFETIME" in line
     assert snapshot(cli.keys_dir) == before
+
+
+def test_revoke_withdraws_a_key_at_once(cli: Cli) -> None:
+    store = keystore_from_settings(cli.settings)
+    store.ensure_signing_key()
+    old = store.view().signing_key.kid
+
+    result = ok(cli("key", "revoke", old, "--yes", "--json"))
+
+    body = json.loads(result.stdout)
+    assert body["revoked"] == old and body["signing_key"] not in (None, old)
+    assert store.view().signing_key.kid == body["signing_key"]
+    assert published_kids(store) == {body["signing_key"]}
+    assert not (cli.keys_dir / f"{old}.pem").exists()
+    events = cli.db(lambda s: AuditRepository(s).list(event="key_revoked"))
+    assert [e.detail["kid"] for e in events] == [old]
+
+
+def test_revoke_says_what_it_did_and_what_caches_may_still_do(
+    keys: tuple[Cli, KeyStore],
+) -> None:
+    cli, store = keys
+    old = store.view().signing_key.kid
+    new = json.loads(ok(cli("key", "rotate", "--now", "--json")).stdout)["kid"]
+
+    result = ok(cli("key", "revoke", old, "--yes"))
+
+    assert result.stdout.strip() == f"revoked key {old}"  # the signer stays
+    assert "cached JWKS" in result.stderr
+    assert store.view().signing_key.kid == new
+
+
+def test_revoke_asks_first_and_refuses_unknown_keys(
+    keys: tuple[Cli, KeyStore],
+) -> None:
+    cli, store = keys
+    kid = store.view().signing_key.kid
+    manifest = (cli.keys_dir / MANIFEST).read_bytes()
+
+    unanswered = cli("key", "revoke", kid)  # no terminal, no --yes
+    unknown = cli("key", "revoke", "nope", "--yes")
+
+    last_line = failed(unanswered).strip().splitlines()[-1]  # after the question
+    assert last_line.startswith("error: no answer, nothing changed")
+    assert one_error_line(unknown).startswith("error: no key nope")
+    assert (cli.keys_dir / MANIFEST).read_bytes() == manifest

@@ -393,3 +393,45 @@ def test_a_corrupt_manifest_entry_names_the_key_and_field(tmp_path, edit, messag
 
     assert str(caught.value).startswith(f"corrupt key manifest {manifest}: ")
     assert message.format(kid=kid) in str(caught.value)
+
+
+def test_revoking_the_signing_key_replaces_it_at_once(tmp_path):
+    server, admin = store(tmp_path), store(tmp_path)
+    admin.ensure_signing_key(T0)
+    old = server.view(T0).signing_key.kid
+
+    replacement = admin.revoke(old, now=T0)
+
+    assert replacement is not None
+    view = server.view(T0)  # another process sees it on its next check
+    assert view.signing_key.kid == replacement.kid
+    assert published_kids(server, T0) == {replacement.kid}
+    assert view.verify_keys.get_by_kid(replacement.kid)
+    assert {k.kid for k in view.verify_keys.keys} == {replacement.kid}
+    assert {k.kid for k in view.refresh_verify_keys.keys} == {replacement.kid}
+    assert not (tmp_path / f"{old}.pem").exists()
+    assert [r.kid for r in admin.records()] == [replacement.kid]
+
+
+def test_revoking_a_retired_key_leaves_the_signer(tmp_path):
+    keystore = store(tmp_path)
+    keystore.ensure_signing_key(T0)
+    [first] = keystore.records()
+    second = keystore.rotate(immediate=True, now=T0)
+    assert first.kid in published_kids(keystore, T0)  # still verifying
+
+    assert keystore.revoke(first.kid, now=T0) is None
+
+    assert keystore.view(T0).signing_key.kid == second.kid
+    assert published_kids(keystore, T0) == {second.kid}
+
+
+def test_revoking_an_unknown_key_changes_nothing(tmp_path):
+    keystore = store(tmp_path)
+    keystore.ensure_signing_key(T0)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    with pytest.raises(KeyStoreError, match="no key nope"):
+        keystore.revoke("nope", now=T0)
+
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
