@@ -63,6 +63,8 @@ def downgrade(
     Example: authctl db downgrade -1 --yes
     """
     _require(revision)
+    # An unknown or unreachable revision fails before the question, not after.
+    run(_migrate(lambda engine: migrate.check_downgrade(engine, revision)))
     confirm(
         f"Downgrade the database to {revision}? Tables and columns added since "
         "then are dropped with their data.",

@@ -48,6 +48,17 @@ async def downgrade(engine: AsyncEngine, revision: str) -> None:
     )
 
 
+async def check_downgrade(engine: AsyncEngine, revision: str) -> None:
+    """CommandError unless `revision` is one a downgrade can walk to from here
+    (checked before asking anyone to confirm a downgrade)."""
+
+    def check(connection: Connection) -> None:
+        _check_target(alembic_config(), connection, revision, down=True, strict=True)
+
+    async with engine.connect() as conn:
+        await conn.run_sync(check)
+
+
 async def get_current(engine: AsyncEngine) -> str | None:
     async with engine.connect() as conn:
         return await conn.run_sync(current_revision)
@@ -76,14 +87,20 @@ async def _run(
 
 
 def _check_target(
-    cfg: Config, connection: Connection, revision: str, *, down: bool
+    cfg: Config,
+    connection: Connection,
+    revision: str,
+    *,
+    down: bool,
+    strict: bool = False,
 ) -> None:
     """CommandError for a revision that Alembic cannot walk to from here.
 
     Alembic fails an assert instead of raising CommandError for some targets
     ("", "@", "head+1", "0001-1" on an empty schema). Walking its revision map
     first, the way the command will and before any migration code runs, puts
-    that in words; the errors Alembic does report, it reports when it runs.
+    that in words; the errors Alembic does report (an unknown revision), it
+    reports when it runs, or here already when `strict`.
     """
     scripts = ScriptDirectory.from_config(cfg)
     current = MigrationContext.configure(connection).get_current_heads()
@@ -97,5 +114,6 @@ def _check_target(
     except AssertionError:
         where = ", ".join(current) or "an empty schema"
         raise CommandError(f"cannot migrate from {where} to {revision!r}") from None
-    except (RevisionError, CommandError):
-        pass
+    except (RevisionError, CommandError) as exc:
+        if strict:
+            raise CommandError(str(exc)) from None

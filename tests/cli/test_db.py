@@ -71,6 +71,20 @@ def test_downgrade_needs_a_revision(
     assert "Missing argument" in failed(cli_for(sqlite_url)("db", "downgrade"), code=2)
 
 
+def test_downgrade_to_an_unknown_revision_fails_before_asking(
+    cli_for: Callable[..., Cli], sqlite_url: str
+) -> None:
+    cli = cli_for(sqlite_url)
+    ok(cli("db", "upgrade"))
+    before = status(cli)["current"]
+
+    result = cli("db", "downgrade", "nope")  # no --yes: it must not even ask
+
+    line = one_error_line(result)
+    assert line.startswith("error: ") and "nope" in line
+    assert status(cli)["current"] == before
+
+
 def test_downgrade_by_a_relative_step(
     cli_for: Callable[..., Cli], sqlite_url: str
 ) -> None:
