@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from authserver.api.observability import HTTP_METHODS
 from authserver.core.exceptions import (
     AlreadyExistsError,
     BearerError,
@@ -166,7 +167,6 @@ def _invalid_request(exc: RequestValidationError) -> OAuthError:
     )
 
 
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     NotFoundError: (404, "not_found"),

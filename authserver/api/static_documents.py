@@ -34,6 +34,7 @@ class StaticDocuments:
         self.keystore = keystore
         self.settings = settings
         self.discovery_json = discovery_json
+        self.discovery_headers = discovery_headers(settings)  # fixed until restart
 
     @staticmethod
     def handles(scope: Scope) -> bool:
@@ -52,7 +53,7 @@ class StaticDocuments:
                 self.keystore, self.settings, _header(scope, b"if-none-match")
             )
         else:
-            status, headers = 200, discovery_headers(self.settings)
+            status, headers = 200, self.discovery_headers
             body = self.discovery_json
         raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         raw.append((b"content-length", str(len(body)).encode()))

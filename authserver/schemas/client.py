@@ -1,10 +1,10 @@
 """Client registration data."""
 
 import re
-import uuid
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from authserver.schemas.identifiers import refuse_uuid
 from authserver.schemas.scope import validate_scope_tokens
 from authserver.schemas.token import MAX_SCOPE
 
@@ -24,14 +24,8 @@ class ClientCreate(BaseModel):
     @field_validator("client_id")
     @classmethod
     def _not_a_user_id(cls, value: str) -> str:
-        # A client's own token has sub = client_id, a user's has sub = the
-        # user's UUID: a UUID-shaped client_id could pass for a user at a
-        # resource server that reads only `sub` (RFC 9068 §5).
-        try:
-            uuid.UUID(value)
-        except ValueError:
-            return value
-        raise ValueError("a client_id may not look like a UUID (users' ids are)")
+        # A client's own token has sub = client_id (RFC 9068 §5).
+        return refuse_uuid(value, "client_id")
 
     @field_validator("grant_types")
     @classmethod

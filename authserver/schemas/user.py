@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from authserver.core.security import password_problem
+from authserver.schemas.identifiers import refuse_uuid
 
 USERNAME_PATTERN = r"^[A-Za-z0-9._@+-]{1,150}$"
 
@@ -22,13 +23,8 @@ class UserCreate(BaseModel):
     @field_validator("username")
     @classmethod
     def _not_an_id(cls, value: str) -> str:
-        # Commands and routes take a user's id or username: a UUID-shaped
-        # username would name another account (or shadow this one).
-        try:
-            uuid.UUID(value)
-        except ValueError:
-            return value
-        raise ValueError("a username may not look like a UUID (users' ids are)")
+        # USER arguments are an id or a username: it would name another account.
+        return refuse_uuid(value, "username")
 
     @field_validator("password")
     @classmethod
