@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio.to_thread
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
@@ -69,9 +68,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         await prepare_database(engine, settings)
         # Several workers may start at once: the key store's lock makes one key.
-        if await anyio.to_thread.run_sync(keystore.ensure_signing_key):
+        if await keystore.ensure_signing_key():
             logger.info("signing_key_created")
+        await keystore.refresh()
         keystore.view()  # fail now, not on the first request, if keys are unusable
+        if problem := keystore.exposure():
+            logger.warning("keystore_not_private", extra={"problem": problem})
+        watcher = asyncio.create_task(keystore.watch(settings.keystore_check_interval))
         # After start-up checks, which should fail loudly rather than with 503s.
         install_breaker(engine, app.state.db_breaker)
         app.state.session_factory = create_session_factory(engine)
@@ -85,9 +88,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
+            for task in (purger, watcher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await keystore.aclose()
             if app.state.rotation_batcher is not None:
                 await app.state.rotation_batcher.aclose()
             await engine.dispose()

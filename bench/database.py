@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import anyio.to_thread
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -128,9 +127,7 @@ async def populate(settings: Settings, user_count: int) -> Credentials:
     engine = create_engine(settings)
     try:
         await migrate.upgrade(engine)
-        await anyio.to_thread.run_sync(
-            keystore_from_settings(settings).ensure_signing_key
-        )
+        await keystore_from_settings(settings).ensure_signing_key()
         factory = create_session_factory(engine)
         async with factory() as session:
             _, secret = await create_client(

@@ -3,7 +3,6 @@
 import socket
 from typing import Annotated
 
-import anyio.to_thread
 import typer
 import uvicorn
 
@@ -11,7 +10,7 @@ from authserver.core.config import Settings
 from authserver.core.logging import configure_logging
 from authserver.db.init import prepare_database
 from authserver.services.keystore import KeyStoreError, keystore_from_settings
-from cli.common import database_engine, fail, run, say, settings
+from cli.common import database_engine, fail, note, run, say, settings
 
 
 def serve(
@@ -90,9 +89,16 @@ async def _prepare(current: Settings) -> None:
         await engine.dispose()
     keystore = keystore_from_settings(current)
     try:
-        await anyio.to_thread.run_sync(keystore.ensure_signing_key)
+        await keystore.ensure_signing_key()
+        await keystore.refresh()
         keystore.view()  # a wrong passphrase fails here, once
     except OSError as exc:
+        if current.keys_store == "database":
+            raise  # asyncpg's bare OSError: the database is unreachable
         raise KeyStoreError(
             f"key store {current.keys_dir}: {exc.strerror or exc}"
         ) from exc
+    finally:
+        await keystore.aclose()
+    if problem := keystore.exposure():
+        note(f"warning: {problem}")

@@ -30,7 +30,7 @@ from authserver.schemas.revocation import RevocationForm
 from authserver.schemas.token import MAX_TOKEN, TokenForm
 from authserver.services.clients import ClientCredentials
 from authserver.services.grants.common import ADMIN_SCOPE
-from authserver.services.keystore import KeyStore
+from authserver.services.keystore import SigningKeyStore
 from authserver.services.passwords import PasswordHasher
 from authserver.services.token_state import (
     INVALID,
@@ -66,12 +66,12 @@ async def get_settings_dep(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-async def get_keystore(request: Request) -> KeyStore:
-    keystore: KeyStore = request.app.state.keystore
+async def get_keystore(request: Request) -> SigningKeyStore:
+    keystore: SigningKeyStore = request.app.state.keystore
     return keystore
 
 
-KeyStoreDep = Annotated[KeyStore, Depends(get_keystore)]
+KeyStoreDep = Annotated[SigningKeyStore, Depends(get_keystore)]
 
 
 async def read_oauth_form(request: Request) -> dict[str, str]:

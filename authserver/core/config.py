@@ -72,9 +72,21 @@ class Settings(BaseSettings):
         "http://localhost:8000",
         description="Public base URL; `iss` of every token and base of every URL.",
     )
+    keys_store: Literal["file", "database"] = Field(
+        "file",
+        description="Where the signing keys live: file (AUTH_KEYS_DIR) or database "
+        "(the signing_keys table, sealed with AUTH_KEYS_PASSPHRASE).",
+    )
     keys_dir: Path = Field(Path("keys"), description="Signing-key store directory.")
     keys_passphrase: SecretStr | None = Field(
-        None, description="Encrypts the private key files when set."
+        None,
+        description="Encrypts the private keys (file store: when set; database "
+        "store: required).",
+    )
+    keys_previous_passphrases: list[SecretStr] = Field(
+        default_factory=list,
+        description="Older passphrases (a JSON list) that still decrypt keys until "
+        "`authctl key rewrap` re-encrypts them under AUTH_KEYS_PASSPHRASE.",
     )
     access_token_ttl: Seconds = Field(
         timedelta(seconds=900), description="Access-token lifetime (seconds)."
@@ -249,6 +261,31 @@ class Settings(BaseSettings):
                 "AUTH_REFRESH_TOKEN_TTL must not exceed AUTH_REFRESH_TOKEN_MAX_LIFETIME"
             )
         return self
+
+    @model_validator(mode="after")
+    def _key_passphrases(self) -> Self:
+        if self.keys_previous_passphrases and self.keys_passphrase is None:
+            raise ValueError(
+                "AUTH_KEYS_PREVIOUS_PASSPHRASES needs AUTH_KEYS_PASSPHRASE (the "
+                "one that encrypts)"
+            )
+        if any(not p.get_secret_value() for p in self.keys_previous_passphrases):
+            raise ValueError("AUTH_KEYS_PREVIOUS_PASSPHRASES holds an empty one")
+        if self.keys_store == "database" and self.keys_passphrase is None:
+            # Private keys in a shared database are sealed, always: a dump or a
+            # backup must not be a copy of the signing keys.
+            raise ValueError("AUTH_KEYS_STORE=database needs AUTH_KEYS_PASSPHRASE")
+        return self
+
+    @property
+    def key_passphrases(self) -> list[str]:
+        """Every configured passphrase, the one that encrypts first."""
+        if self.keys_passphrase is None:
+            return []
+        return [
+            p.get_secret_value()
+            for p in (self.keys_passphrase, *self.keys_previous_passphrases)
+        ]
 
     @property
     def audience(self) -> str:

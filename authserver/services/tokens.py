@@ -17,7 +17,7 @@ from authserver.core.security import (
     sign_jwt,
     verify_jwt,
 )
-from authserver.services.keystore import KeyStore
+from authserver.services.keystore import SigningKeyStore
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class MintedToken:
 
 
 class TokenService:
-    def __init__(self, keystore: KeyStore, settings: Settings) -> None:
+    def __init__(self, keystore: SigningKeyStore, settings: Settings) -> None:
         self.keystore = keystore
         self.issuer = settings.issuer
         self.default_audience = settings.audience

@@ -9,7 +9,7 @@ from authserver.api.deps import KeyStoreDep, SettingsDep
 from authserver.core.config import Settings
 from authserver.core.security import ALLOWED_ALGS
 from authserver.services.grants import GRANT_HANDLERS
-from authserver.services.keystore import KeyStore
+from authserver.services.keystore import SigningKeyStore
 
 router = APIRouter(tags=["discovery"])
 
@@ -57,7 +57,7 @@ def discovery_headers(settings: Settings) -> dict[str, str]:
 
 
 def jwks_answer(
-    keystore: KeyStore, settings: Settings, if_none_match: str | None
+    keystore: SigningKeyStore, settings: Settings, if_none_match: str | None
 ) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and body of the JWKS: cached bytes, ETag, 304 on a match."""
     view = keystore.view()
