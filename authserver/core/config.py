@@ -312,9 +312,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"])
-        name = f"AUTH_{field.upper()}" if field else "settings"
         message = error["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"invalid setting {name}: {message}") from None
+        if not field:  # a rule across settings: the message names them
+            raise ConfigError(f"invalid settings: {message}") from None
+        raise ConfigError(f"invalid setting AUTH_{field.upper()}: {message}") from None
 
 
 @lru_cache
