@@ -335,3 +335,24 @@ def test_revoke_asks_first_and_refuses_unknown_keys(
     assert last_line.startswith("error: no answer, nothing changed")
     assert one_error_line(unknown).startswith("error: no key nope")
     assert (cli.keys_dir / MANIFEST).read_bytes() == manifest
+
+
+def test_a_key_store_others_can_read_is_refused_for_writing(
+    keys: tuple[Cli, KeyStore],
+) -> None:
+    cli, store = keys
+    [pem] = cli.keys_dir.glob("*.pem")
+    cli.keys_dir.chmod(0o755)
+    pem.chmod(0o644)
+    before = snapshot(cli.keys_dir)
+
+    for args in (["rotate"], ["prune"], ["rewrap"]):
+        line = one_error_line(cli("key", *args))
+        assert "open to other users" in line, args
+        assert f"{cli.keys_dir} mode 0755" in line and f"{pem} mode 0644" in line
+        assert f"chmod 700 {cli.keys_dir}" in line
+    assert snapshot(cli.keys_dir) == before
+
+    listing = ok(cli("key", "list"))  # reading still works, with a warning
+    assert "warning: key store" in listing.stderr
+    assert "open to other users" in listing.stderr

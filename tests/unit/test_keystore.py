@@ -3,13 +3,14 @@
 import asyncio
 import json
 import multiprocessing
+import os
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from authserver.services.keystore import KeyStore, KeyStoreError, KeyTiming
+from authserver.services.keystore import MANIFEST, KeyStore, KeyStoreError, KeyTiming
 
 TIMING = KeyTiming(
     jwks_max_age=timedelta(minutes=5),
@@ -440,3 +441,56 @@ async def test_revoking_an_unknown_key_changes_nothing(tmp_path):
         await keystore.revoke("nope", now=T0)
 
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+# --- files at rest -------------------------------------------------------------
+
+
+async def test_the_manifest_is_never_written_through_a_planted_symlink(tmp_path):
+    # Someone who can write in the store's directory plants a symlink where a
+    # predictable temporary manifest would go, aimed at a file of their choosing.
+    keys = tmp_path / "keys"
+    keystore = store(keys)
+    await keystore.ensure_signing_key(T0)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    (keys / f".{MANIFEST}.{os.getpid()}.tmp").symlink_to(victim)
+
+    new = await keystore.rotate(now=T0)
+
+    assert victim.read_bytes() == b"precious"
+    assert not (keys / MANIFEST).is_symlink()
+    assert new.kid in {r.kid for r in await keystore.records()}
+
+
+async def test_a_temporary_file_that_exists_is_not_reused(tmp_path, monkeypatch):
+    keys = tmp_path / "keys"
+    keystore = store(keys)
+    await keystore.ensure_signing_key(T0)
+    manifest = (keys / MANIFEST).read_bytes()
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    monkeypatch.setattr(
+        "authserver.services.key_files.secrets.token_hex", lambda n: "x"
+    )
+    (keys / f".{MANIFEST}.x.tmp").symlink_to(victim)
+
+    with pytest.raises(FileExistsError):
+        await keystore.rotate(now=T0)
+
+    assert victim.read_bytes() == b"precious"
+    assert (keys / MANIFEST).read_bytes() == manifest  # nothing changed
+    assert len(list(keys.glob("*.pem"))) == 1  # the new key's file is gone again
+
+
+async def test_a_new_store_is_private(tmp_path):
+    previous = os.umask(0o022)  # the usual umask: new files 0644, new dirs 0755
+    try:
+        keys = tmp_path / "keys"
+        await store(keys).ensure_signing_key(T0)
+    finally:
+        os.umask(previous)
+
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+    for path in keys.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name

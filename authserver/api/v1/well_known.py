@@ -1,6 +1,7 @@
 """JWKS (RFC 7517) and discovery (RFC 8414, OpenID Connect Discovery 1.0)."""
 
 import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -9,13 +10,15 @@ from authserver.api.deps import KeyStoreDep, SettingsDep
 from authserver.core.config import Settings
 from authserver.core.security import ALLOWED_ALGS
 from authserver.services.grants import GRANT_HANDLERS
-from authserver.services.keystore import SigningKeyStore
+from authserver.services.keystore import KeyStoreError, SigningKeyStore
 
 router = APIRouter(tags=["discovery"])
+logger = logging.getLogger(__name__)
 
 JSON = "application/json"
 JWKS_TYPE = "application/jwk-set+json"
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+UNAVAILABLE = {"Cache-Control": "no-store", "Retry-After": "1"}
 
 
 # These routes declare the documents (OpenAPI, direct calls); a running server
@@ -60,7 +63,14 @@ def jwks_answer(
     keystore: SigningKeyStore, settings: Settings, if_none_match: str | None
 ) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and body of the JWKS: cached bytes, ETag, 304 on a match."""
-    view = keystore.view()
+    try:
+        view = keystore.view()
+    except KeyStoreError as exc:
+        # The server's own fault, and one an operator fixes: 503 like
+        # /health/ready, never a cacheable answer.
+        logger.error("jwks_unavailable", extra={"error": str(exc)})
+        body = json.dumps({"error": "temporarily_unavailable"}).encode()
+        return 503, {**UNAVAILABLE, "Content-Type": JSON}, body
     max_age = int(settings.jwks_max_age.total_seconds())
     headers = {"Cache-Control": f"public, max-age={max_age}", "ETag": view.etag}
     if _etag_matches(if_none_match, view.etag):
