@@ -19,10 +19,13 @@ from cli.common import (
     JsonOpt,
     add_row,
     confirm,
+    database_engine,
     fail,
     note,
+    open_session,
     print_json,
     print_table,
+    require_schema,
     run,
     say,
     settings,
@@ -297,7 +300,7 @@ def import_keys(
     an older passphrase) and the configured store must be empty; otherwise
     nothing changes.
 
-    Example: AUTH_KEYS_STORE=database authctl key import ./keys
+    Example: authctl key import ./keys   (with AUTH_KEYS_STORE=database)
     """
     from authserver.services.keystore import file_keystore
 
@@ -385,7 +388,6 @@ async def _file_errors(work: Awaitable[T], directory: Path) -> T:
 @asynccontextmanager
 async def _opened_store(*, empty_ok: bool) -> AsyncIterator["SigningKeyStore"]:
     from authserver.services.keystore import MANIFEST, keystore_from_settings
-    from cli.common import database_engine, require_schema
 
     current = settings()
     if current.keys_store == "file":
@@ -415,7 +417,6 @@ def _audit(event: str, **detail: Any) -> None:
     import asyncio
 
     from authserver.services import audit
-    from cli.common import open_session
 
     async def write() -> None:
         async with open_session() as session:
