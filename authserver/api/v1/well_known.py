@@ -5,7 +5,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from authserver.api.deps import KeyStoreDep, SettingsDep
+from authserver.api.deps import KeyStoreDep, SettingsDep, StateDep
 from authserver.core.config import Settings
 from authserver.core.security import ALLOWED_ALGS
 from authserver.services.grants import GRANT_HANDLERS
@@ -32,22 +32,16 @@ async def jwks(
 
 
 @router.get("/.well-known/openid-configuration", summary="OpenID Provider metadata")
-async def openid_configuration(request: Request, settings: SettingsDep) -> Response:
-    return Response(
-        request.app.state.discovery_json, headers=discovery_headers(settings)
-    )
+async def openid_configuration(state: StateDep) -> Response:
+    return Response(state.discovery_json, headers=discovery_headers(state.settings))
 
 
 @router.get(
     "/.well-known/oauth-authorization-server",
     summary="OAuth 2.0 Authorization Server metadata",
 )
-async def oauth_authorization_server(
-    request: Request, settings: SettingsDep
-) -> Response:
-    return Response(
-        request.app.state.discovery_json, headers=discovery_headers(settings)
-    )
+async def oauth_authorization_server(state: StateDep) -> Response:
+    return Response(state.discovery_json, headers=discovery_headers(state.settings))
 
 
 def discovery_headers(settings: Settings) -> dict[str, str]:
