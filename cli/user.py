@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import typer
 
 from authserver.core.exceptions import AlreadyExistsError
-from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.user import UserRepository
 from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import User

@@ -18,9 +18,9 @@ JWKS_TYPE = "application/jwk-set+json"
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
-# These routes declare the documents (OpenAPI, direct calls); a running server
-# answers GETs and HEADs of them in StaticDocuments (api/static_documents.py)
-# before the framework stack, with the same functions below.
+# These routes declare the documents (OpenAPI); the pipeline's dispatcher
+# answers GETs and HEADs of them in StaticDocuments (api/static_documents.py),
+# a fast path, with the same functions below.
 @router.get("/.well-known/jwks.json", summary="Public signing keys (JWK Set)")
 async def jwks(
     request: Request, keystore: KeyStoreDep, settings: SettingsDep
