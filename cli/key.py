@@ -22,7 +22,7 @@ from cli.common import (
     database_engine,
     fail,
     note,
-    open_session,
+    open_unit_of_work,
     print_json,
     print_table,
     require_schema,
@@ -419,9 +419,9 @@ def _audit(event: str, **detail: Any) -> None:
     from authserver.services import audit
 
     async def write() -> None:
-        async with open_session() as session:
-            await audit.record(session, event, **detail)
-            await session.commit()
+        async with open_unit_of_work() as uow:
+            await audit.record(uow.session, event, **detail)
+            await uow.commit()
 
     try:
         asyncio.run(write())

@@ -26,6 +26,7 @@ from authserver.core.config import Settings
 from authserver.core.key_wrap import KeyEncryptionKeys, Sealed, UnwrapError
 from authserver.crud.signing_key import SigningKeyRepository
 from authserver.db.session import SessionFactory, create_engine, create_session_factory
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import SigningKey
 from authserver.services.key_files import KID_PATTERN, KeyRecord, KeyStoreError
 from authserver.services.key_ring import (
@@ -81,8 +82,8 @@ class DatabaseKeyStore(SigningKeyStore):
 
     async def refresh(self) -> None:
         keks = await self._get_keks()
-        async with self._session() as session:
-            repo = SigningKeyRepository(session)
+        async with self._unit_of_work() as uow:
+            repo = SigningKeyRepository(uow.session)
             version = await repo.version()
             if version == self._version and self._broken is None:
                 return
@@ -124,7 +125,7 @@ class DatabaseKeyStore(SigningKeyStore):
             )
         return self._keks
 
-    def _session(self) -> AsyncSession:
+    def _unit_of_work(self) -> UnitOfWork:
         if self._factory is None:
             if self._engine is None:
                 # Its own single connection: polling neither queues behind
@@ -132,7 +133,7 @@ class DatabaseKeyStore(SigningKeyStore):
                 one = self._settings.model_copy(update={"db_pool_size": 1})
                 self._engine = create_engine(one)
             self._factory = create_session_factory(self._engine)
-        return self._factory()
+        return UnitOfWork(self._factory)
 
     def _open_rows(
         self, rows: Sequence[SigningKey], keks: KeyEncryptionKeys
@@ -149,15 +150,16 @@ class DatabaseKeyStore(SigningKeyStore):
     # --- writing -----------------------------------------------------------
 
     async def _is_empty(self) -> bool:
-        async with self._session() as session:
-            return (await SigningKeyRepository(session).version())[1] == 0
+        async with self._unit_of_work() as uow:
+            return (await SigningKeyRepository(uow.session).version())[1] == 0
 
     @asynccontextmanager
     async def _writing(
         self, action: str | None, *, empty_ok: bool = False
     ) -> AsyncIterator[KeyWriter]:
         keks = await self._get_keks()
-        async with self._session() as session:
+        async with self._unit_of_work() as uow:
+            session = uow.session
             repo = SigningKeyRepository(session)
             await repo.lock()  # until commit: one writer on every host
             rows = list(await repo.list())
@@ -175,7 +177,7 @@ class DatabaseKeyStore(SigningKeyStore):
                 keys = {kid: key for (kid, _), key in opened.items()}
                 writer = _DatabaseWriter(session, keks, rows, keys)
             yield writer
-            await session.commit()
+            await uow.commit()
 
 
 class _DatabaseWriter(KeyWriter):
