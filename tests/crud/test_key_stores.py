@@ -295,3 +295,29 @@ async def test_a_server_picks_up_a_rotation_by_polling(db_settings):
         await server.aclose()
         await admin.aclose()
     assert new.kid in published(server, datetime.now(UTC))
+
+
+async def test_concurrent_rotations_take_turns(db_settings):
+    first = keystore_from_settings(db_settings)
+    await first.ensure_signing_key(T0)
+    await first.aclose()
+    stores = [keystore_from_settings(db_settings) for _ in range(4)]
+    try:
+        await asyncio.gather(*(s.rotate(now=T0) for s in stores))
+        records = await stores[0].records()
+    finally:
+        for store in stores:
+            await store.aclose()
+
+    # Had two rotations read the same keys, both new keys would sign forever
+    # from the same moment; taking turns, each retires the one before it.
+    assert len(records) == 5
+    open_ended = [r for r in records if r.signing_until is None]
+    assert len(open_ended) == 1
+    windows = sorted(
+        (r.signing_from, r.signing_until)
+        for r in records
+        if r.signing_until is None or r.signing_until > r.signing_from
+    )
+    for (_, end), (start, _) in zip(windows, windows[1:]):
+        assert end is not None and end <= start
