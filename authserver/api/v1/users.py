@@ -112,13 +112,9 @@ async def change_my_password(
     session: SessionDep,
     lock_policy: LockPolicyDep,
 ) -> None:
-    user = _user_of(grant)
-    # End the read transaction before two slow hashes (SQLite has one writer).
-    await session.commit()
     await service.change_password(
-        user,
-        body.current_password,
-        body.new_password,
+        _user_of(grant),
+        body,
         lock_policy=lock_policy,
         client_id=grant.client.client_id,
     )
@@ -179,7 +175,6 @@ async def create_user(
 ) -> User:
     if grant is None and body.is_admin:
         raise UnauthorizedError("creating an admin needs an admin's token")
-    await session.commit()  # no transaction open across the slow hash
     user = await service.create(body)
     await session.commit()
     response.headers["Location"] = f"{router.prefix}/{user.id}"
@@ -235,8 +230,7 @@ async def set_user_password(
     session: SessionDep,
 ) -> None:
     user = await _get(service, user_id)
-    await session.commit()  # no transaction open across the slow hash
-    await service.set_password(user, body.password)
+    await service.set_password(user, body)
     await session.commit()
 
 
