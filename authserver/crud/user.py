@@ -19,7 +19,8 @@ from authserver.schemas.user import UserCreate, username_key
 
 @dataclass(frozen=True)
 class LockPolicy:
-    """The threshold-th failure locks for `base`; each further one doubles it, up to `cap`."""
+    """The threshold-th failure locks for `base`; each further one doubles it,
+    up to `cap`."""
 
     threshold: int
     base: timedelta

@@ -1,8 +1,10 @@
 """User operations shared by the API and authctl; each rule lives here once.
 
 Disabling, deleting or re-passwording a user revokes their refresh tokens in the
-same transaction. Callers own the unit of work and commit once, except where a
-refused password must be stored before the error is raised.
+same transaction. Callers own the unit of work and commit once, with two
+exceptions: bcrypt never runs inside a transaction, so an operation that hashes
+or checks a password first ends the one open (committing what it wrote); and a
+refused password is stored before the error is raised.
 """
 
 import uuid
