@@ -12,7 +12,7 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx2
@@ -53,6 +53,9 @@ async def server(
         sock,
         bcrypt_rounds=ROUNDS,
         lockout_threshold=THRESHOLD,
+        # Far longer than the test: no lock may end (and admit more) meanwhile.
+        lockout_base=timedelta(minutes=10),
+        lockout_max=timedelta(minutes=10),
     )
     async with live_server(settings, sock) as url:
         yield Server(url, settings)
