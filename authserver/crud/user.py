@@ -2,8 +2,7 @@
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, literal, or_, select, update
@@ -11,37 +10,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authserver.core.exceptions import AlreadyExistsError
+from authserver.core.lockout import LockPolicy
 from authserver.crud.common import rowcount
 from authserver.models import User
 from authserver.models.base import UTCDateTime
 from authserver.schemas.user import UserCreate, username_key
-
-
-@dataclass(frozen=True)
-class LockPolicy:
-    """The threshold-th failure locks for `base`; each further one doubles it,
-    up to `cap`."""
-
-    threshold: int
-    base: timedelta
-    cap: timedelta
-
-    def lengths(self) -> list[timedelta]:
-        """The lock's length after threshold, threshold + 1, ... failures; the
-        last one holds for every failure beyond."""
-        lengths: list[timedelta] = []
-        for exponent in range(21):  # 2^20 * base is past any sensible cap
-            lengths.append(min(self.base * 2**exponent, self.cap))
-            if lengths[-1] == self.cap:
-                break
-        return lengths
-
-    def until(self, failures: int, now: datetime) -> datetime | None:
-        """When a lock that `failures` failures start at `now` ends (None: no lock)."""
-        if self.threshold <= 0 or failures < self.threshold:
-            return None
-        lengths = self.lengths()
-        return now + lengths[min(failures - self.threshold, len(lengths) - 1)]
 
 
 class UserRepository:
@@ -199,7 +172,7 @@ class UserRepository:
         try:
             await self.session.flush()
         except IntegrityError as exc:
-            await self.session.rollback()
+            # The transaction is unusable now: the unit of work ends it.
             raise AlreadyExistsError(conflict) from exc
 
 

@@ -1,24 +1,27 @@
 """User operations shared by the API and authctl; each rule lives here once.
 
 Disabling, deleting or re-passwording a user revokes their refresh tokens in the
-same transaction. Callers own the unit of work and commit once, with two
-exceptions: bcrypt never runs inside a transaction, so an operation that hashes
-or checks a password first ends the one open (committing what it wrote); and a
-refused password is stored before the error is raised.
+same transaction. Callers commit the unit of work once, with two exceptions:
+bcrypt never runs inside a transaction, so an operation that hashes or checks
+a password first ends the one open (committing what it wrote); and a refused
+password is stored before the error is raised.
 """
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal, NoReturn
 
+from authserver.core.clock import Clock, utc_now
 from authserver.core.exceptions import (
     AlreadyExistsError,
     InvalidValueError,
     NotFoundError,
 )
+from authserver.core.lockout import LockPolicy
 from authserver.crud.refresh_token import RefreshTokenRepository
-from authserver.crud.user import LockPolicy, UserRepository
+from authserver.crud.user import UserRepository
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import User
 from authserver.schemas.account import PasswordChange, PasswordSet
 from authserver.schemas.user import UserCreate
@@ -37,6 +40,7 @@ class PasswordCheck:
 
 
 async def check_password(
+    uow: UnitOfWork,
     users: UserRepository,
     hasher: PasswordHasher,
     user: User | None,
@@ -58,7 +62,7 @@ async def check_password(
     counted = None
     if user is not None:
         counted = await users.count_attempt(user, now=now, policy=lock_policy)
-    await users.session.commit()
+    await uow.commit()
     if user is None:
         await hasher.burn(password)
         return PasswordCheck("unknown_user")
@@ -80,6 +84,23 @@ class UserService:
     users: UserRepository
     refresh_tokens: RefreshTokenRepository
     hasher: PasswordHasher
+    # None: the unit of work of the repositories' session, owned by the caller.
+    uow: UnitOfWork | None = None
+    clock: Clock = utc_now
+
+    @classmethod
+    def over(
+        cls, uow: UnitOfWork, hasher: PasswordHasher, *, clock: Clock = utc_now
+    ) -> "UserService":
+        """The service with its repositories in the unit of work's session."""
+        session = uow.session
+        return cls(
+            UserRepository(session), RefreshTokenRepository(session), hasher, uow, clock
+        )
+
+    def __post_init__(self) -> None:
+        if self.uow is None:
+            self.uow = UnitOfWork.joining(self.users.session)
 
     async def resolve(self, ref: str) -> User:
         """A user by UUID or username; NotFoundError if there is none."""
@@ -112,13 +133,14 @@ class UserService:
         """Hash with no transaction open: on SQLite one holds the only write
         lock, on PostgreSQL a pooled connection, and a hash takes a few hundred
         milliseconds (longer while it waits its turn behind a login storm)."""
-        await self.users.session.commit()
+        assert self.uow is not None  # set by __post_init__
+        await self.uow.commit()
         return await self.hasher.hash(password)
 
     async def _store_password(
         self, user: User, password_hash: str, *, replacing: str | None
     ) -> int:
-        now = datetime.now(UTC)
+        now = self.clock()
         stored = await self.users.replace_password_hash(
             user, password_hash, changed_at=now, replacing=replacing
         )
@@ -145,7 +167,7 @@ class UserService:
         revoked = 0
         if not active:
             revoked = await self.refresh_tokens.revoke_for_user(
-                user.id, at=datetime.now(UTC)
+                user.id, at=self.clock()
             )
         await audit.record(
             self.users.session,
@@ -166,7 +188,7 @@ class UserService:
 
     async def delete(self, user: User) -> None:
         """Delete the user; their refresh tokens go with them (ON DELETE CASCADE)."""
-        await self.refresh_tokens.revoke_for_user(user.id, at=datetime.now(UTC))
+        await self.refresh_tokens.revoke_for_user(user.id, at=self.clock())
         subject = str(user.id)
         await self.users.delete(user)
         await audit.record(self.users.session, "user_deleted", subject=subject)
@@ -189,12 +211,14 @@ class UserService:
         The current password is checked like a login, so a stolen access token
         cannot be used to guess the password without meeting the lock.
         """
+        assert self.uow is not None  # set by __post_init__
         check = await check_password(
+            self.uow,
             self.users,
             self.hasher,
             user,
             change.current_password,
-            now=datetime.now(UTC),
+            now=self.clock(),
             lock_policy=lock_policy,
         )
         if check.refusal is not None:
@@ -217,8 +241,9 @@ class UserService:
             via="password_change",
         )
         # Commit before raising: the error ends the request's unit of work, and
-        # the failure count and the audit row must outlive it.
-        await session.commit()
+        # the audit row must outlive it (the failure is counted already).
+        assert self.uow is not None  # set by __post_init__
+        await self.uow.commit()
         # Locked reads the same as wrong, as at the token endpoint: the answer
         # must not tell a guesser that the lock has started.
         raise InvalidValueError(

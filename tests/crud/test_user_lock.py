@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from authserver.crud.user import LockPolicy, UserRepository
+from authserver.core.lockout import LockPolicy
+from authserver.crud.user import UserRepository
 from authserver.db.session import SessionFactory
 from authserver.models import User
 from tests.factories import make_user

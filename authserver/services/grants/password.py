@@ -26,6 +26,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
 
     user = await ctx.users.get_by_username(form.username)
     check = await check_password(
+        ctx.uow,
         ctx.users,
         ctx.hasher,
         user,
@@ -56,7 +57,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     await audit.record(
         ctx.session, "login_succeeded", subject=str(user.id), client_id=client.client_id
     )
-    await ctx.session.commit()
+    await ctx.uow.commit()
     return response
 
 
@@ -68,7 +69,7 @@ async def _refuse(
     await audit.login_failed(
         ctx.session, subject=subject, client_id=client.client_id, reason=reason
     )
-    await ctx.session.commit()
+    await ctx.uow.commit()
     raise InvalidGrantError(
         "invalid username or password", detail=f"{reason} {subject}"
     )
