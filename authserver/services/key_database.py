@@ -101,16 +101,23 @@ class DatabaseKeyStore(SigningKeyStore):
         self._broken = None
 
     async def watch(self, interval: float) -> None:
+        reported: str | None = None  # each problem logged once, not per check
         while True:
             await asyncio.sleep(max(interval, MIN_POLL_SECONDS))
             try:
                 await self.refresh()
+                if reported is not None:
+                    logger.info("keystore_recovered")
+                reported = None
             except KeyStoreError as exc:
-                logger.error("keystore_unusable", extra={"error": str(exc)})
+                if str(exc) != reported:
+                    logger.error("keystore_unusable", extra={"error": str(exc)})
+                reported = str(exc)
             except Exception as exc:  # the database is away: keep the last keys
-                logger.warning(
-                    "keystore_check_failed", extra={"error": type(exc).__name__}
-                )
+                problem = type(exc).__name__
+                if problem != reported:
+                    logger.warning("keystore_check_failed", extra={"error": problem})
+                reported = problem
 
     async def aclose(self) -> None:
         if self._own_engine and self._engine is not None:

@@ -136,10 +136,12 @@ class KeyStore(SigningKeyStore):
         if identity == self._manifest_id:
             return
         records = read_manifest(path)
-        keys = {
-            r.kid: self._private.get(r.kid) or self._load_private(r.kid)
-            for r in records
-        }
+        keys = {}
+        for record in records:
+            known = self._private.get(record.kid)
+            keys[record.kid] = (
+                known if known is not None else self._load_private(record.kid)
+            )
         self._install(records, keys)
         self._manifest_id = identity
 

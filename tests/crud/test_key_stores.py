@@ -27,6 +27,7 @@ from tests.conftest import (
     make_settings,
     require_postgres,
 )
+from tests.logs import capture_logs
 
 PASSPHRASE = "correct horse battery staple"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -321,3 +322,31 @@ async def test_concurrent_rotations_take_turns(db_settings):
     )
     for (_, end), (start, _) in zip(windows, windows[1:]):
         assert end is not None and end <= start
+
+
+async def test_a_server_keeps_its_keys_while_the_database_is_away(
+    db_settings, monkeypatch
+):
+    server = keystore_from_settings(db_settings)
+    await server.ensure_signing_key()
+    await server.refresh()
+    kid = server.view().signing_key.kid
+    checks = 0
+
+    def unreachable() -> None:
+        nonlocal checks
+        checks += 1
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(server, "_unit_of_work", unreachable)
+    with capture_logs() as logs:
+        watcher = asyncio.create_task(server.watch(0))
+        async with asyncio.timeout(10):
+            while checks < 5:
+                await asyncio.sleep(0.01)
+        watcher.cancel()
+    await server.aclose()
+
+    assert server.view().signing_key.kid == kid  # still signing, no I/O needed
+    [warning] = logs.named("keystore_check_failed")  # once, not per check
+    assert warning["error"] == "ConnectionRefusedError"
