@@ -10,7 +10,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.core import metrics
-from authserver.core.context import Origin, current_origin
+from authserver.core.context import Origin, client_ip, current_origin
 from authserver.core.logging import (
     bind_request,
     current_request,
@@ -55,9 +55,8 @@ class RequestContextMiddleware:
             return
         request_id = incoming_request_id(scope) or new_request_id()
         token = bind_request(request_id)
-        client = scope.get("client")
         # Where the request came from, for audit records (BearerAuth adds who).
-        current_origin.set(Origin(ip=client[0] if client else None))
+        current_origin.set(Origin(ip=peer_ip(scope)))
         started = time.perf_counter()
         status = 500  # what the client gets if the app raises before answering
 
@@ -87,6 +86,13 @@ def incoming_request_id(scope: Scope) -> str | None:
             candidate = value.decode("latin-1")
             return candidate if _SAFE_REQUEST_ID.fullmatch(candidate) else None
     return None
+
+
+def peer_ip(scope: Scope) -> str | None:
+    """The client's IP address (from X-Forwarded-For when uvicorn trusts the
+    proxy), when it is one."""
+    client = scope.get("client")
+    return client_ip(client[0]) if client else None
 
 
 def route_template(scope: Scope) -> str:
@@ -132,7 +138,6 @@ def finish_request(
         level = logging.WARNING if status >= 500 else logging.INFO
     if not logger.isEnabledFor(level):
         return
-    client = scope.get("client")
     logger.log(
         level,
         "http_request",
@@ -149,7 +154,7 @@ def finish_request(
                 else {}
             ),
             "error": context.error if context else None,
-            "client_ip": client[0] if client else None,
+            "client_ip": peer_ip(scope),
             # Outside RequestContextMiddleware nothing bound the id: pass it.
             **({"request_id": request_id} if request_id else {}),
         },

@@ -32,7 +32,11 @@ from authserver.api.deps import (
 )
 from authserver.api.errors import NO_STORE, render_error
 from authserver.api.middleware import content_length, reject_too_large
-from authserver.api.observability import finish_request, incoming_request_id
+from authserver.api.observability import (
+    finish_request,
+    incoming_request_id,
+    peer_ip,
+)
 from authserver.core.config import Settings
 from authserver.core.context import Origin, current_origin
 from authserver.core.exceptions import InvalidRequestError, RequestTooLargeError
@@ -134,7 +138,7 @@ class TokenEndpoint:
     def _grant_context(self, request: Request) -> GrantContext:
         settings = self.settings
         state = self.state
-        current_origin.set(Origin(ip=request.client.host if request.client else None))
+        current_origin.set(Origin(ip=peer_ip(request.scope)))
         return GrantContext(
             session_factory=state.session_factory,
             rotation_batcher=state.rotation_batcher,
