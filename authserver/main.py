@@ -26,7 +26,7 @@ from authserver.api.v1 import (
     well_known,
 )
 from authserver.core.config import Settings, get_settings
-from authserver.core.logging import configure_logging
+from authserver.core.logging import cap_library_loggers, configure_logging
 from authserver.core.metrics import forget_this_process
 from authserver.crud.rotation_batch import RotationBatcher
 from authserver.crud.user import LockPolicy
@@ -62,6 +62,9 @@ class AuthServerApp(FastAPI):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Also when the app is embedded under someone else's logging set-up: the
+    # drivers' DEBUG lines carry bound values (hashes, sealed blobs).
+    cap_library_loggers(log_sql=settings.log_sql)
     keystore = keystore_from_settings(settings)
 
     @asynccontextmanager
@@ -145,7 +148,9 @@ def __getattr__(name: str) -> FastAPI:
 
         try:
             settings = get_settings()
-            configure_logging(settings.log_level, settings.log_format)
+            configure_logging(
+                settings.log_level, settings.log_format, log_sql=settings.log_sql
+            )
             application = create_app(settings)
         except ConfigError as exc:
             raise SystemExit(f"authserver: {exc}") from None
