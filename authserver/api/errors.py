@@ -83,7 +83,8 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
         if isinstance(exc, cls):
             status, code = mapped
             break
-    body: dict[str, object] = {"error": code, "error_description": str(exc)}
+    description = exc.public if isinstance(exc, AlreadyExistsError) else str(exc)
+    body: dict[str, object] = {"error": code, "error_description": description}
     if isinstance(exc, InvalidValueError):
         loc = ["body", exc.field] if exc.field else ["body"]
         body["errors"] = [{"loc": loc, "msg": str(exc), "type": "value_error"}]
