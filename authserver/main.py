@@ -10,9 +10,11 @@ import anyio.to_thread
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+from authserver.api import docs
 from authserver.api.errors import register_error_handlers
 from authserver.api.middleware import BodySizeLimitMiddleware
 from authserver.api.observability import RequestContextMiddleware
+from authserver.api.security_headers import SecurityHeadersMiddleware
 from authserver.api.static_documents import StaticDocuments
 from authserver.api.token_endpoint import TokenEndpoint
 from authserver.api.v1 import (
@@ -105,6 +107,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # from the Host header and keeps the method and body, so a client that
         # follows it resends its secrets wherever Host pointed.
         redirect_slashes=False,
+        # FastAPI's own pages load Swagger UI and ReDoc from a CDN; ours
+        # (api/docs.py) serve it from this server.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     app.state.keystore = keystore
@@ -126,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.db_breaker_recovery_timeout.total_seconds(),
     )
     register_error_handlers(app)
+    app.add_middleware(SecurityHeadersMiddleware)  # every HTML page, ours or later
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)  # outermost: sees every response
     app.include_router(token.router)
@@ -135,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(userinfo.router)
     app.include_router(users.router)
     app.include_router(health.router)
+    app.include_router(docs.router)
     if settings.metrics_enabled:
         app.include_router(metrics.router)
     return app
