@@ -14,6 +14,7 @@ import httpx2
 import pytest
 from fastapi import FastAPI
 
+from authserver.api.state import app_state
 from tests.api.helpers import ME_URL, USERS_URL, bearer, password_grant, user_tokens
 from tests.factories import DEFAULT_PASSWORD, make_client, make_user
 
@@ -129,7 +130,7 @@ async def test_other_accounts_are_403_to_ordinary_users_whether_they_exist(
 @pytest.fixture
 def bcrypt_verifies(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The passwords each bcrypt verify was asked about (the real verify runs)."""
-    hasher = app.state.hasher
+    hasher = app_state(app).hasher
     real: Callable[..., Any] = hasher.verify
     seen: list[str] = []
 
@@ -148,7 +149,7 @@ async def test_failed_logins_look_alike_and_cost_alike(
     known = await make_user(session_factory, email="known@example.org")
     disabled = await make_user(session_factory, is_active=False)
     locked = await make_user(session_factory)
-    for _ in range(app.state.lock_policy.threshold):
+    for _ in range(app_state(app).lock_policy.threshold):
         await password_grant(api, client, locked.username, "not the password")
     attempts = {
         "unknown-user": ("nobody-by-that-name", "whatever password"),
