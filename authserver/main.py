@@ -13,8 +13,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from authserver.api import docs
 from authserver.api.errors import register_error_handlers
 from authserver.api.pipeline import Dispatcher, build_pipeline
-from authserver.api.state import AppState
 from authserver.api.security_headers import SecurityHeadersMiddleware
+from authserver.api.state import AppState
 from authserver.api.static_documents import StaticDocuments
 from authserver.api.token_endpoint import TokenEndpoint
 from authserver.api.v1 import (

@@ -15,7 +15,6 @@ from authserver.crud.common import rowcount
 from authserver.models import User
 from authserver.schemas.user import UserCreate, username_key
 
-
 # What the HTTP API says of either conflict: which of the two is taken is none
 # of a stranger's business (the enumeration policy in docs/endpoints.md).
 USERNAME_OR_EMAIL_TAKEN = "the username or the email is taken"
