@@ -243,9 +243,15 @@ async def test_a_row_is_sealed_and_bound_to_its_kid(db_settings):
     await engine.dispose()
 
     reader = keystore_from_settings(db_settings)
-    with pytest.raises(KeyStoreError, match=f"key {first.kid} .*altered"):
+    with pytest.raises(KeyStoreError) as caught:
         await reader.refresh()
     await reader.aclose()
+    # Both rows are now wrong; the first one read is named.
+    error = str(caught.value)
+    assert any(
+        f"key {row.kid} (database key store)" in error for row in (first, second)
+    )
+    assert "the stored ciphertext, nonce or kid was altered" in error
 
 
 async def test_a_writer_changes_nothing_when_a_key_does_not_open(db_settings):
