@@ -4,39 +4,39 @@ Every rule (password policy, revoking refresh tokens on disable, delete and
 password change) lives in authserver.services.users, shared with the API.
 """
 
+from __future__ import annotations
+
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from authserver.core.exceptions import AlreadyExistsError
-from authserver.crud.refresh_token import RefreshTokenRepository
-from authserver.crud.user import UserRepository
-from authserver.models import User
-from authserver.schemas.user import UserCreate, UserRead
-from authserver.services.passwords import PasswordHasher
-from authserver.services.users import UserService
-from cli.common import (
+from cli.common import build, check, open_session, run, settings
+from cli.output import (
     JsonOpt,
     add_row,
-    build,
-    check,
     confirm,
     fail,
-    open_session,
     plural,
     print_details,
     print_json,
     print_table,
-    run,
     say,
-    settings,
     table,
+    when,
     yes_no,
 )
 from cli.parsing import SecretArgsCommand
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from authserver.models import User
+    from authserver.schemas.user import UserCreate
+    from authserver.services.users import UserService
+
+    Action = Callable[[UserService, User], Awaitable[int | None]]
 
 app = typer.Typer(
     help="Manage user accounts. USER is a username or a user id (UUID).\n\n"
@@ -57,8 +57,6 @@ PasswordStdinOpt = Annotated[
 FIELDS = {"username": "USERNAME", "email": "--email"}
 HINTS = {"username": "use 1 to 150 letters, digits and . _ @ + -"}
 PAGE_SIZE = 500
-
-Action = Callable[[UserService, User], Awaitable[int | None]]
 
 
 @app.command("create", cls=SecretArgsCommand)
@@ -82,6 +80,8 @@ def create(
 
     Example: printf '%s\\n' "$PW" | authctl user create bot --password-stdin --json
     """
+    from authserver.schemas.user import UserCreate
+
     fields = {"username": username, "email": email, "is_admin": admin}
     check(UserCreate, FIELDS, HINTS, later="password", **fields)
     password = read_password(password_stdin, lambda: _check_free(username))
@@ -95,6 +95,9 @@ def create(
 
 
 async def _check_free(username: str) -> None:
+    from authserver.core.exceptions import AlreadyExistsError
+    from authserver.crud.user import UserRepository
+
     async with open_session() as session:
         if await UserRepository(session).get_by_username(username) is not None:
             raise AlreadyExistsError(f"username {username!r} is taken")
@@ -130,7 +133,7 @@ def list_users(
             user["email"],
             yes_no(user["is_active"]),
             yes_no(user["is_admin"]),
-            user["created_at"][:19].replace("T", " "),
+            user["created_at"],
             user["id"],
         )
     print_table(grid)
@@ -141,6 +144,8 @@ def list_users(
 
 
 async def _list(show_all: bool) -> list[dict[str, Any]]:
+    from authserver.crud.user import UserRepository
+
     repo_filter = None if show_all else True
     users: list[dict[str, Any]] = []
     async with open_session() as session:
@@ -298,6 +303,11 @@ def _admin(flag: bool) -> Action:
 
 
 def user_service(session: AsyncSession) -> UserService:
+    from authserver.crud.refresh_token import RefreshTokenRepository
+    from authserver.crud.user import UserRepository
+    from authserver.services.passwords import PasswordHasher
+    from authserver.services.users import UserService
+
     return UserService(
         UserRepository(session),
         RefreshTokenRepository(session),
@@ -309,8 +319,15 @@ def _tokens(count: int | None) -> str:
     return plural(count or 0, "refresh token")
 
 
+TIMES = ("created_at", "updated_at", "password_changed_at", "locked_until")
+
+
 def user_json(user: User) -> dict[str, Any]:
-    return UserRead.model_validate(user).model_dump(mode="json")
+    """The API's UserRead, with authctl's one timestamp format."""
+    from authserver.schemas.user import UserRead
+
+    data = UserRead.model_validate(user).model_dump(mode="json")
+    return {**data, **{name: when(data[name]) for name in TIMES}}
 
 
 def read_password(
