@@ -1,4 +1,4 @@
-"""How `authctl serve` runs uvicorn: an HTTP/1.1 protocol with limits, and options.
+"""The HTTP/1.1 protocol `authctl serve` runs uvicorn with: httptools, bounded.
 
 uvicorn's httptools protocol (its fastest, STACK.md) sets no bound of its own:
 on uvicorn 0.54 a 20 MB header and 100,000 header fields each got a 200, and a
@@ -17,7 +17,7 @@ additions per read:
 - a connection with no request in progress, new or kept alive, is closed after
   AUTH_HTTP_KEEP_ALIVE_TIMEOUT;
 
-and `uvicorn_options` sets `limit_concurrency` (AUTH_HTTP_MAX_CONNECTIONS: 503
+and `authctl serve` sets `limit_concurrency` (AUTH_HTTP_MAX_CONNECTIONS: 503
 beyond it). What a single process cannot do — limit connections per client
 address, rate-limit — belongs to the reverse proxy (docs/operations.md).
 """
@@ -25,7 +25,6 @@ address, rate-limit — belongs to the reverse proxy (docs/operations.md).
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import httptools
@@ -36,9 +35,6 @@ from uvicorn.server import ServerState
 from authserver.core.config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
-
-# An import string, not the class: uvicorn's worker processes import it.
-PROTOCOL = "authserver.serving:LimitedHttpToolsProtocol"
 
 
 @dataclass(frozen=True)
@@ -56,22 +52,6 @@ class HttpLimits:
             header_timeout=settings.http_header_timeout.total_seconds(),
             body_timeout=settings.http_body_timeout.total_seconds(),
         )
-
-
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """The uvicorn.run() / uvicorn.Config options of a hardened server."""
-    return {
-        "http": PROTOCOL,
-        "limit_concurrency": settings.http_max_connections,
-        "timeout_keep_alive": _whole_seconds(settings.http_keep_alive_timeout),
-        # Also the bound of h11, should anyone run the app on it.
-        "h11_max_incomplete_event_size": settings.http_max_header_bytes,
-        "server_header": False,
-    }
-
-
-def _whole_seconds(value: timedelta) -> int:
-    return max(1, round(value.total_seconds()))
 
 
 class _Refused(Exception):

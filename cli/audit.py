@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.common import open_session, run
+from cli.common import open_unit_of_work, run
 from cli.output import JsonOpt, add_row, fail, print_json, print_table, table, when
 from cli.user import user_service
 
@@ -91,14 +91,14 @@ async def _list(
 ) -> list[dict[str, Any]]:
     from authserver.crud.audit import AuditRepository
 
-    async with open_session() as session:
+    async with open_unit_of_work() as uow:
         subject = None
         if user_ref is not None:
-            subject = await _subject(user_ref, user_service(session))
-        rows = await AuditRepository(session).list(
+            subject = await _subject(user_ref, user_service(uow))
+        rows = await AuditRepository(uow.session).list(
             subject=subject, since=since, event=event, limit=limit
         )
-        names = await _usernames(session, rows)
+        names = await _usernames(uow.session, rows)
         return [_json(row, names) for row in rows]
 
 

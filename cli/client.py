@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from authserver.schemas.grant_types import GRANT_TYPES
-from cli.common import build, open_session, run, settings
+from cli.common import build, open_unit_of_work, run, settings
 from cli.output import (
     JsonOpt,
     add_row,
@@ -124,11 +124,11 @@ async def _create(
     from authserver.crud.client import ClientRepository
     from authserver.services.clients import create_client
 
-    async with open_session() as session:
+    async with open_unit_of_work() as uow:
         client, secret = await create_client(
-            data, ClientRepository(session), public=public
+            data, ClientRepository(uow.session), public=public
         )
-        await session.commit()
+        await uow.commit()
         return client_json(client), secret
 
 
@@ -160,8 +160,8 @@ def list_clients(as_json: JsonOpt = False) -> None:
 async def _list() -> list[dict[str, Any]]:
     from authserver.crud.client import ClientRepository
 
-    async with open_session() as session:
-        return [client_json(c) for c in await ClientRepository(session).list()]
+    async with open_unit_of_work() as uow:
+        return [client_json(c) for c in await ClientRepository(uow.session).list()]
 
 
 @app.command("show")
@@ -193,8 +193,10 @@ async def _show(client_id: str) -> dict[str, Any]:
     from authserver.crud.client import ClientRepository
     from authserver.services.clients import resolve_client
 
-    async with open_session() as session:
-        return client_json(await resolve_client(client_id, ClientRepository(session)))
+    async with open_unit_of_work() as uow:
+        return client_json(
+            await resolve_client(client_id, ClientRepository(uow.session))
+        )
 
 
 @app.command("rotate-secret")
@@ -222,9 +224,9 @@ async def _rotate(client_id: str) -> str:
     from authserver.crud.client import ClientRepository
     from authserver.services.clients import rotate_client_secret
 
-    async with open_session() as session:
-        secret = await rotate_client_secret(client_id, ClientRepository(session))
-        await session.commit()
+    async with open_unit_of_work() as uow:
+        secret = await rotate_client_secret(client_id, ClientRepository(uow.session))
+        await uow.commit()
         return secret
 
 
@@ -249,10 +251,10 @@ async def _delete(client_id: str) -> None:
     from authserver.crud.client import ClientRepository
     from authserver.services.clients import resolve_client
 
-    async with open_session() as session:
-        clients = ClientRepository(session)
+    async with open_unit_of_work() as uow:
+        clients = ClientRepository(uow.session)
         await clients.delete(await resolve_client(client_id, clients))
-        await session.commit()
+        await uow.commit()
 
 
 def client_json(client: Client) -> dict[str, Any]:

@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
     from pydantic_core import ErrorDetails
     from sqlalchemy.engine import Dialect
-    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
     from authserver.core.config import ConfigError, Settings
+    from authserver.db.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
 M = TypeVar("M", bound="BaseModel")
@@ -171,18 +172,19 @@ def safe_url(url: str) -> str:
 
 
 @asynccontextmanager
-async def open_session() -> AsyncIterator[AsyncSession]:
-    """One engine and one session for a command that needs the schema at head.
+async def open_unit_of_work() -> AsyncIterator[UnitOfWork]:
+    """One engine and one unit of work for a command that needs the schema at head.
 
-    Closing the session rolls back whatever the command did not commit.
+    Leaving it rolls back whatever the command did not commit.
     """
     from authserver.db.session import create_session_factory
+    from authserver.db.unit_of_work import UnitOfWork
 
     engine = database_engine()
     try:
         await require_schema(engine)
-        async with create_session_factory(engine)() as session:
-            yield session
+        async with UnitOfWork(create_session_factory(engine)) as uow:
+            yield uow
     finally:
         await engine.dispose()
 

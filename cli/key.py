@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from cli.common import open_session, settings
+from cli.common import open_unit_of_work, settings
 from cli.output import (
     JsonOpt,
     add_row,
@@ -269,9 +269,9 @@ def _audit(event: str, **detail: Any) -> None:
     from authserver.services import audit
 
     async def write() -> None:
-        async with open_session() as session:
-            await audit.record(session, event, **detail)
-            await session.commit()
+        async with open_unit_of_work() as uow:
+            await audit.record(uow.session, event, **detail)
+            await uow.commit()
 
     try:
         asyncio.run(write())

@@ -65,12 +65,10 @@ def root(
 ) -> None:
     # Settings are read lazily by each command, not here: `--help` of every
     # subcommand must work even when the environment is misconfigured.
-    from authserver.core.context import Origin, current_origin
-    from authserver.core.logging import bind_request, new_request_id
+    from authserver.core.context import bind_request, new_request_id
 
     # One correlation id per invocation; audit records name the OS user.
-    bind_request(new_request_id())
-    current_origin.set(Origin(actor=f"cli:{_os_user()}"))
+    bind_request(new_request_id(), actor=f"cli:{_os_user()}")
 
 
 def _os_user() -> str:
