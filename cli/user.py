@@ -198,6 +198,16 @@ def disable(user_ref: UserArg) -> None:
     say(f"disabled {user['username']}; revoked {_tokens(revoked)}")
 
 
+@app.command("enable")
+def enable(user_ref: UserArg) -> None:
+    """Enable a disabled user again.
+
+    Example: authctl user enable alice
+    """
+    user, _ = run(_apply(user_ref, lambda s, u: s.set_active(u, True)))
+    say(f"enabled {user['username']}")
+
+
 @app.command("unlock")
 def unlock(user_ref: UserArg) -> None:
     """Lift a brute-force lock and reset the failed-login count.
@@ -210,16 +220,6 @@ def unlock(user_ref: UserArg) -> None:
 
     user, _ = run(_apply(user_ref, clear))
     say(f"unlocked {user['username']}")
-
-
-@app.command("enable")
-def enable(user_ref: UserArg) -> None:
-    """Enable a disabled user again.
-
-    Example: authctl user enable alice
-    """
-    user, _ = run(_apply(user_ref, lambda s, u: s.set_active(u, True)))
-    say(f"enabled {user['username']}")
 
 
 @app.command("set-password", cls=SecretArgsCommand)
