@@ -92,7 +92,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        self._unset_keepalive_if_required()
+        # Unlike uvicorn, bytes do not stop the idle timer: a request does
+        # (on_message_begin). The parser skips bare CRLFs before a request, and
+        # a drip of them must not keep a connection open.
         was_in_headers = self._in_headers
         try:
             self.parser.feed_data(data)
@@ -124,6 +126,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # Parser callbacks
 
     def on_message_begin(self) -> None:
+        self._unset_keepalive_if_required()
         super().on_message_begin()
         self._in_headers, self._in_body = True, False
         self._header_bytes = self._header_reads = self._header_count = 0
@@ -157,6 +160,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         ):
             self._refusal = (431, "Request Header Fields Too Large")
             raise _Refused
+
+    def _idle(self) -> bool:
+        """No request being read, run or queued on this connection."""
+        return not self.pipeline and (
+            self.cycle is None or self.cycle.response_complete
+        )
 
     def _arm(self, seconds: float) -> None:
         self._deadline = self.loop.call_later(seconds, self._timed_out)

@@ -219,6 +219,22 @@ def test_an_idle_keep_alive_connection_is_closed(server: Served) -> None:
         assert read_until_closed(sock) == b""
 
 
+def test_bare_line_ends_do_not_keep_a_connection_open(server: Served) -> None:
+    """The parser skips CRLFs before a request: they must not reset idleness."""
+    with server.connect() as sock:
+        sock.settimeout(0.3)
+        for _ in range(int(READ_BOUND / 0.3)):
+            send_quietly(sock, b"\r\n")
+            try:
+                if sock.recv(1) == b"":
+                    return
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                return
+        pytest.fail(f"still open after {READ_BOUND} s of line ends")
+
+
 # --- connections -----------------------------------------------------------------
 
 
