@@ -55,7 +55,10 @@ SECRET_WARNING = "Store the secret now: it is not shown again (only its hash is 
 
 @app.command("create")
 def create(
-    name: Annotated[str, typer.Argument(help="Display name, e.g. 'Billing service'.")],
+    name: Annotated[
+        str,
+        typer.Argument(metavar="NAME", help="Display name, e.g. 'Billing service'."),
+    ],
     client_id: Annotated[
         str | None,
         typer.Option(help="Public identifier; derived from NAME when omitted."),

@@ -36,7 +36,10 @@ app = typer.Typer(
 @app.command("upgrade")
 def upgrade(
     revision: Annotated[
-        str, typer.Argument(help="Target revision (default: the latest).")
+        str,
+        typer.Argument(
+            metavar="REVISION", help="Target revision (default: the latest)."
+        ),
     ] = "head",
 ) -> None:
     """Apply pending migrations up to REVISION (default: head, the latest).
@@ -58,7 +61,10 @@ def upgrade(
 @app.command("downgrade", cls=NegativeNumberCommand)
 def downgrade(
     revision: Annotated[
-        str, typer.Argument(help="Target revision, e.g. 0001, -1 or base.")
+        str,
+        typer.Argument(
+            metavar="REVISION", help="Target revision, e.g. 0001, -1 or base."
+        ),
     ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:

@@ -175,7 +175,9 @@ def prune(as_json: JsonOpt = False) -> None:
 
 @app.command("revoke")
 def revoke(
-    kid: Annotated[str, typer.Argument(help="The key id (see authctl key list).")],
+    kid: Annotated[
+        str, typer.Argument(metavar="KID", help="The key id (see authctl key list).")
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     as_json: JsonOpt = False,
 ) -> None:

@@ -61,7 +61,10 @@ PAGE_SIZE = 500
 @app.command("create", cls=SecretArgsCommand)
 def create(
     username: Annotated[
-        str, typer.Argument(help="Login name: letters, digits and . _ @ + -")
+        str,
+        typer.Argument(
+            metavar="USERNAME", help="Login name: letters, digits and . _ @ + -"
+        ),
     ],
     email: Annotated[str | None, typer.Option(help="Email address.")] = None,
     admin: Annotated[

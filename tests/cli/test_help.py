@@ -146,3 +146,22 @@ def test_root_help_lists_commands_in_the_order_of_a_first_session() -> None:
     output = runner.invoke(app, ["--help"], terminal_width=200).output
     order = [output.index(f"│ {name} ") for name in ("serve", "user", "client", "key")]
     assert order == sorted(order)
+
+
+ARGUMENT_NAMES = {
+    "user create": "{USERNAME}",
+    "user show": "{USER}",
+    "client create": "{NAME}",
+    "client show": "{CLIENT_ID}",
+    "key revoke": "{KID}",
+    "db upgrade": "[REVISION]",
+    "db downgrade": "{REVISION}",
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "name"), list(ARGUMENT_NAMES.items()), ids=list(ARGUMENT_NAMES)
+)
+def test_arguments_are_named_as_the_readme_names_them(command: str, name: str) -> None:
+    output = runner.invoke(app, [*command.split(), "-h"], terminal_width=200).output
+    assert f"authctl {command} [OPTIONS] {name}" in output
