@@ -231,10 +231,13 @@ def set_password(user_ref: UserArg, password_stdin: PasswordStdinOpt = False) ->
 
     Example: authctl user set-password alice
     """
+    from authserver.schemas.account import PasswordSet
+
     password = read_password(password_stdin, lambda: _apply(user_ref, None))
+    new = build(PasswordSet, password=password)
 
     async def change(service: UserService, user: User) -> int:
-        return await service.set_password(user, password)
+        return await service.set_password(user, new)
 
     user, revoked = run(_apply(user_ref, change))
     say(f"password of {user['username']} changed; revoked {_tokens(revoked)}")
