@@ -9,7 +9,6 @@ and `--version` answer without loading SQLAlchemy, FastAPI or the services
 import getpass
 import os
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import typer
@@ -46,6 +45,8 @@ help_format.hide_flag_types()
 
 
 def _print_version(value: bool) -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
     if value:
         try:
             typer.echo(f"authctl {version('authserver')}")
