@@ -54,7 +54,7 @@ def serve(
     # From here on every line is a log record in AUTH_LOG_FORMAT, also for the
     # supervisor process; the app's middleware writes the access line
     # (uvicorn's would print query strings).
-    configure_logging(current.log_level, current.log_format)
+    configure_logging(current.log_level, current.log_format, log_sql=current.log_sql)
     # Once here, not in every worker: a broken database or key store is one
     # clear line instead of a traceback per worker.
     run(_prepare(current))
