@@ -7,6 +7,9 @@ AUTH_KEYS_STORE names; no restart is involved. The file store needs no
 database; the database store is the signing_keys table.
 """
 
+from __future__ import annotations
+
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -16,19 +19,21 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from cli.common import (
+    database_engine,
+    open_unit_of_work,
+    require_schema,
+    run,
+    settings,
+)
+from cli.output import (
     JsonOpt,
     add_row,
     confirm,
-    database_engine,
     fail,
     note,
-    open_unit_of_work,
     print_json,
     print_table,
-    require_schema,
-    run,
     say,
-    settings,
     table,
     when,
 )
@@ -64,8 +69,8 @@ def list_keys(as_json: JsonOpt = False) -> None:
         print_json([key_json(r, now, signer) for r in records])
         return
     grid = table(
-        "KID",
-        "Alg",
+        "Key ID",
+        "Algorithm",
         "State",
         "Created",
         "Signs from",
@@ -180,7 +185,9 @@ def prune(as_json: JsonOpt = False) -> None:
 
 @app.command("revoke")
 def revoke(
-    kid: Annotated[str, typer.Argument(help="The key id (see authctl key list).")],
+    kid: Annotated[
+        str, typer.Argument(metavar="KID", help="The key id (see authctl key list).")
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -331,8 +338,11 @@ def import_keys(
 def key_json(
     record: "KeyRecord", now: datetime, signer: "KeyRecord | None"
 ) -> dict[str, Any]:
+    stored = record.to_json()
+    times = {k: when(v) for k, v in vars(record).items() if isinstance(v, datetime)}
     return {
-        **record.to_json(),
+        **stored,
+        **{k: v for k, v in times.items() if k in stored},
         "state": record.state(now),
         "signing": signer is not None and record.kid == signer.kid,
         "published": record.is_published(now),
@@ -414,8 +424,6 @@ def _audit(event: str, **detail: Any) -> None:
     The file store needs no database, so a database that cannot take the
     record gets a warning, not a failure after the fact.
     """
-    import asyncio
-
     from authserver.services import audit
 
     async def write() -> None:
