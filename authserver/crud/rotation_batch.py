@@ -42,18 +42,17 @@ from sqlalchemy import (
     bindparam,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy import column, exists, func, insert, or_, select, update
+from sqlalchemy import column, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 
 from authserver.core.metrics import REFRESH_ROTATION_BATCH_SIZE
-from authserver.models import RefreshToken, User
+from authserver.crud.liveness import refresh_token_live
+from authserver.models import RefreshToken
 from authserver.models.base import UTCDateTime
 
 logger = logging.getLogger(__name__)
 
 _TOKENS = cast(Table, RefreshToken.__table__)
-_USERS = cast(Table, User.__table__)
 
 # The most rotations one statement carries; more wait for the next statement.
 MAX_BATCH = 128
@@ -78,7 +77,6 @@ class RotationRow:
     scope: str
     auth_time: datetime
     expires_at: datetime
-    family_expires_at: datetime
 
     @classmethod
     def of(
@@ -105,7 +103,6 @@ class RotationRow:
             scope=child.scope,
             auth_time=child.auth_time,
             expires_at=child.expires_at,
-            family_expires_at=child.family_expires_at,
         )
 
     def child_values(self) -> dict[str, Any]:
@@ -123,7 +120,6 @@ _CHILD = {
     "auth_time": "auth_time",
     "issued_at": "at",
     "expires_at": "expires_at",
-    "family_expires_at": "family_expires_at",
 }
 _TYPES: dict[str, Any] = {
     "parent_jti": String,
@@ -138,7 +134,6 @@ _TYPES: dict[str, Any] = {
     "scope": String,
     "auth_time": UTCDateTime,
     "expires_at": UTCDateTime,
-    "family_expires_at": UTCDateTime,
 }
 _NAMES = [f.name for f in fields(RotationRow)]
 assert set(_NAMES) == set(_TYPES), "every RotationRow field needs its SQL type"
@@ -161,26 +156,12 @@ _ROWS = (
 )
 
 
-def owner_may_use(admin_required: ColumnElement[bool]) -> ColumnElement[bool]:
-    """The token's owner may still use it: active, the password unchanged since
-    the token was issued, and an admin if the child carries the admin scope."""
-    return exists().where(
-        _USERS.c.id == _TOKENS.c.user_id,
-        _USERS.c.is_active.is_(True),
-        _USERS.c.password_changed_at <= _TOKENS.c.issued_at,
-        or_(_USERS.c.is_admin.is_(True), admin_required.is_(False)),
-    )
-
-
 _CONSUMED = (
     update(_TOKENS)
     .where(
         _TOKENS.c.jti == _ROWS.c.parent_jti,
         _TOKENS.c.client_id == _ROWS.c.client_pk,
-        _TOKENS.c.rotated_at.is_(None),
-        _TOKENS.c.revoked_at.is_(None),
-        _TOKENS.c.family_expires_at > _ROWS.c.at,
-        owner_may_use(_ROWS.c.admin_required),
+        refresh_token_live(_ROWS.c.at, _ROWS.c.admin_required),
     )
     .values(
         rotated_at=_ROWS.c.at,

@@ -16,7 +16,7 @@ from authserver.crud import rotation_batch
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.rotation_batch import RotationBatcher, RotationRow
 from authserver.db.session import SessionFactory
-from authserver.models import Client, RefreshToken, User
+from authserver.models import Client, RefreshToken, TokenFamily, User
 from tests.factories import make_client, make_user
 
 # The batcher is PostgreSQL's (SQLite has one writer and no data-modifying
@@ -32,7 +32,19 @@ pytestmark = pytest.mark.parametrize(
 NOW = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
 
 
-def _record(user: User, client: Client, **changes: object) -> RefreshToken:
+# The families' ends and revocations, for _store to write their rows.
+FAMILY_ENDS: dict[uuid.UUID, datetime] = {}
+FAMILIES_REVOKED: set[uuid.UUID] = set()
+
+
+def _record(
+    user: User,
+    client: Client,
+    *,
+    family_expires_at: datetime = NOW + timedelta(days=30),
+    family_revoked: bool = False,
+    **changes: object,
+) -> RefreshToken:
     values: dict[str, object] = {
         "jti": str(uuid.uuid4()),
         "family_id": uuid.uuid4(),
@@ -42,10 +54,13 @@ def _record(user: User, client: Client, **changes: object) -> RefreshToken:
         "auth_time": NOW,
         "issued_at": NOW,
         "expires_at": NOW + timedelta(days=1),
-        "family_expires_at": NOW + timedelta(days=30),
     }
     values.update(changes)
-    return RefreshToken(**values)
+    record = RefreshToken(**values)
+    FAMILY_ENDS[record.family_id] = family_expires_at
+    if family_revoked:
+        FAMILIES_REVOKED.add(record.family_id)
+    return record
 
 
 def _rotation(parent: RefreshToken, **changes: object) -> RotationRow:
@@ -77,16 +92,30 @@ def _record_like(parent: RefreshToken) -> RefreshToken:
         auth_time=parent.auth_time,
         issued_at=NOW + timedelta(seconds=1),
         expires_at=NOW + timedelta(days=1),
-        family_expires_at=parent.family_expires_at,
     )
 
 
 async def _store(factory: SessionFactory, *records: RefreshToken) -> None:
     async with factory() as session:
         repository = RefreshTokenRepository(session)
+        firsts = {record.family_id: record for record in reversed(records)}
+        for record in firsts.values():
+            await repository.add_family(_family(record))
         for record in records:
             await repository.add(record)
         await session.commit()
+
+
+def _family(record: RefreshToken) -> TokenFamily:
+    family_id = record.family_id
+    return TokenFamily(
+        id=family_id,
+        user_id=record.user_id,
+        client_id=record.client_id,
+        created_at=NOW - timedelta(days=1),
+        expires_at=FAMILY_ENDS.get(family_id, NOW + timedelta(days=30)),
+        revoked_at=NOW if family_id in FAMILIES_REVOKED else None,
+    )
 
 
 async def _get(factory: SessionFactory, jti: str) -> RefreshToken | None:
@@ -197,7 +226,7 @@ async def test_a_parent_that_may_not_rotate_holds_back_no_batch_mate(
     revoked = _record(user, client, revoked_at=NOW)
     family_over = _record(user, client, family_expires_at=NOW)
     of_disabled = _record(disabled, client)
-    repassworded = _record(user, client, issued_at=NOW - timedelta(days=400))
+    family_revoked = _record(user, client, family_revoked=True)
     admin_token = _record(admin, client, scope="openid admin")
     not_admin = _record(user, client, scope="openid admin")
     await _store(
@@ -207,7 +236,7 @@ async def test_a_parent_that_may_not_rotate_holds_back_no_batch_mate(
         revoked,
         family_over,
         of_disabled,
-        repassworded,
+        family_revoked,
         admin_token,
         not_admin,
     )
@@ -217,7 +246,7 @@ async def test_a_parent_that_may_not_rotate_holds_back_no_batch_mate(
         "revoked": _rotation(revoked),
         "family over": _rotation(family_over),
         "user disabled": _rotation(of_disabled),
-        "password changed since": _rotation(repassworded),
+        "family revoked": _rotation(family_revoked),
         "another client's": _rotation(live, client_pk=other_client.id),
         "admin, still an admin": _rotation(admin_token, admin_required=True),
         "admin, no longer one": _rotation(not_admin, admin_required=True),
