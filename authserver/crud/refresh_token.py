@@ -21,7 +21,7 @@ from authserver.crud.common import rowcount
 from authserver.crud.liveness import family_live, refresh_token_live
 from authserver.crud.rotation_batch import RotationBatcher, RotationRow, rotate_many
 from authserver.crud.token_family import TokenFamilyRepository
-from authserver.db.session import dialect_name, use_autocommit
+from authserver.db.session import dialect_name
 from authserver.models import RefreshToken, TokenFamily, User
 from authserver.models.base import UTCDateTime
 
@@ -105,6 +105,14 @@ class RefreshTokenRepository:
             family_live=values["family_live"],
         )
 
+    async def rotate_batched(self, row: RotationRow) -> bool | None:
+        """`rotate_into`, in a statement shared with the rotations of concurrent
+        requests (PostgreSQL with a batcher: crud.rotation_batch); None when
+        there is no batch to join or the batch failed: run `rotate_into`."""
+        if self.batcher is None or dialect_name(self.session) != "postgresql":
+            return None
+        return await self.batcher.rotate(row)
+
     async def rotate_into(self, row: RotationRow) -> bool:
         """Mark a live token used and store its child, atomically.
 
@@ -113,17 +121,11 @@ class RefreshTokenRepository:
         The conditional UPDATE is the single-use guard: of two concurrent
         rotations exactly one matches (PostgreSQL re-checks the WHERE after
         the first commits; SQLite runs writers one at a time). PostgreSQL runs
-        both in one statement, shared with the rotations of concurrent requests
-        when there is a batcher (crud.rotation_batch); SQLite, which has no
+        both in one atomic statement (no transaction needed: the caller's
+        unit of work may run it in autocommit); SQLite, which has no
         data-modifying CTEs, runs them in the session's transaction.
         """
         if dialect_name(self.session) == "postgresql":
-            if self.batcher is not None:
-                won = await self.batcher.rotate(row)
-                if won is not None:
-                    return won
-            # Alone: one atomic statement, no transaction needed.
-            await use_autocommit(self.session)
             return row.child_jti in await rotate_many(self.session, [row])
         consumed = await self.session.execute(
             _CONSUME, {name: getattr(row, name) for name in _CONSUME_PARAMS}

@@ -24,6 +24,7 @@ from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.revoked_token import RevokedTokenRepository
 from authserver.crud.token_family import TokenFamilyRepository
 from authserver.crud.user import UserRepository
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import Client, User
 from authserver.services.tokens import TokenService
 
@@ -45,7 +46,7 @@ class AccessGrant:
 class TokenContext:
     """Everything the checks need, built once per request."""
 
-    session: AsyncSession
+    uow: UnitOfWork
     tokens: TokenService
     users: UserRepository
     clients: ClientRepository
@@ -54,12 +55,17 @@ class TokenContext:
     revoked: RevokedTokenRepository
     now: datetime
 
+    @property
+    def session(self) -> AsyncSession:
+        return self.uow.session
+
     @classmethod
     def create(
-        cls, session: AsyncSession, tokens: TokenService, now: datetime
+        cls, uow: UnitOfWork, tokens: TokenService, now: datetime
     ) -> "TokenContext":
+        session = uow.session
         return cls(
-            session=session,
+            uow=uow,
             tokens=tokens,
             users=UserRepository(session),
             clients=ClientRepository(session),

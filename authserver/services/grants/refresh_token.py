@@ -8,7 +8,6 @@ is reuse, and the whole family is revoked (services.refresh.reuse).
 """
 
 from authserver.core.exceptions import InvalidGrantError, InvalidRequestError
-from authserver.db.session import use_autocommit
 from authserver.models import Client
 from authserver.schemas.token import TokenForm, TokenResponse
 from authserver.services.grants.common import GrantContext
@@ -34,7 +33,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
             return response
 
     # It matched nothing (or the scope was too wide): read the record to say why.
-    await use_autocommit(ctx.session)
+    await ctx.uow.autocommit()
     jti = str(claims["jti"])
     state = await ctx.refresh_tokens.get_state(jti, at=ctx.now)
     if state is None or state.record.client_id != client.id:

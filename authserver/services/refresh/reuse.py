@@ -30,7 +30,7 @@ async def retry_or_reuse(
     # What follows may write several rows (a family's revocation and its audit
     # record) that must commit together: leave autocommit for a transaction,
     # and decide on the record as that transaction reads it.
-    await ctx.session.close()
+    await ctx.uow.new_transaction()
     state = await ctx.refresh_tokens.get_state(jti, at=ctx.now)
     if state is None:  # its user was deleted in between
         raise InvalidGrantError(INVALID, detail=f"record {jti} gone")
@@ -47,7 +47,7 @@ async def retry_or_reuse(
         answer = unseal(presented, jti, record.retry_blob)
         if answer is not None and asks_for(requested_scope, answer):
             # Nothing to write: release the transaction (SQLite's write lock).
-            await ctx.session.rollback()
+            await ctx.uow.rollback()
             logger.info("refresh_token_retry_answered", extra={"jti": jti})
             return TokenResponse.model_validate(answer)
     await revoke_family(
@@ -58,7 +58,7 @@ async def retry_or_reuse(
         client_id=client.client_id,
         level=logging.WARNING,  # the audit record is also the one log line
     )
-    await ctx.session.commit()
+    await ctx.uow.commit()
     REFRESH_TOKEN_REUSE.inc()
     raise InvalidGrantError(INVALID, detail=f"reuse of rotated token {record.jti}")
 

@@ -121,9 +121,13 @@ async def rotate(
         retry_blob=blob,
         retry_until=ctx.now + window if window else None,
     )
-    if not await ctx.refresh_tokens.rotate_into(row):
+    rotated = await ctx.refresh_tokens.rotate_batched(row)
+    if rotated is None:
+        await ctx.uow.autocommit()  # one atomic statement on PostgreSQL
+        rotated = await ctx.refresh_tokens.rotate_into(row)
+    if not rotated:
         return None
-    await ctx.session.commit()
+    await ctx.uow.commit()
     logger.debug(
         "refresh_token_rotated",
         extra={"client_id": client.client_id, "jti": parent, "child": child.jti},
