@@ -3,10 +3,10 @@
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import cast
 
 from sqlalchemy import (
-    Boolean,
     Table,
     bindparam,
     delete,
@@ -19,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authserver.crud.common import rowcount
 from authserver.crud.liveness import family_live, refresh_token_live
-from authserver.crud.rotation_batch import RotationBatcher, RotationRow, rotate_many
+from authserver.crud.refresh_store import RefreshTokenStore, refresh_token_store
+from authserver.crud.rotation_batch import RotationRow
 from authserver.crud.token_family import TokenFamilyRepository
-from authserver.db.session import dialect_name
+from authserver.db.rotation_batcher import RotationBatcher
 from authserver.models import RefreshToken, TokenFamily, User
 from authserver.models.base import UTCDateTime
 
@@ -52,34 +53,22 @@ _GET_STATE = (
     .join(_USERS, _USERS.c.id == _TOKENS.c.user_id)
     .where(_TOKENS.c.jti == bindparam("jti"))
 )
-# SQLite: the conditional UPDATE alone; the child is inserted after it in the
-# same transaction. (PostgreSQL does both in one statement: rotation_batch.)
-_CONSUME = (
-    update(_TOKENS)
-    .where(
-        _TOKENS.c.jti == bindparam("parent_jti"),
-        _TOKENS.c.client_id == bindparam("client_pk"),
-        refresh_token_live(_AT, bindparam("admin_required", type_=Boolean)),
-    )
-    .values(
-        rotated_at=_AT,
-        replaced_by=bindparam("child_jti"),
-        retry_blob=bindparam("retry_blob"),
-        retry_until=bindparam("retry_until"),
-    )
-)
-# Exactly its own parameters: an UPDATE would take one named like a column
-# (family_id, scope, ...) as a new value for it.
-_CONSUME_PARAMS = tuple(_CONSUME.compile().params)
 
 
 class RefreshTokenRepository:
     def __init__(
-        self, session: AsyncSession, batcher: RotationBatcher | None = None
+        self,
+        session: AsyncSession,
+        batcher: RotationBatcher[RotationRow] | None = None,
     ) -> None:
         self.session = session
         # PostgreSQL only: rotations of concurrent requests share a statement.
         self.batcher = batcher
+
+    @cached_property
+    def store(self) -> RefreshTokenStore:
+        """How this backend stores a rotation (crud.refresh_store)."""
+        return refresh_token_store(self.session, self.batcher)
 
     async def get(self, jti: str) -> RefreshToken | None:
         return await self.session.get(RefreshToken, jti)
@@ -106,34 +95,13 @@ class RefreshTokenRepository:
         )
 
     async def rotate_batched(self, row: RotationRow) -> bool | None:
-        """`rotate_into`, in a statement shared with the rotations of concurrent
-        requests (PostgreSQL with a batcher: crud.rotation_batch); None when
-        there is no batch to join or the batch failed: run `rotate_into`."""
-        if self.batcher is None or dialect_name(self.session) != "postgresql":
-            return None
-        return await self.batcher.rotate(row)
+        """See RefreshTokenStore.rotate_batched."""
+        return await self.store.rotate_batched(row)
 
     async def rotate_into(self, row: RotationRow) -> bool:
-        """Mark a live token used and store its child, atomically.
-
-        False, with nothing written, unless the parent is the client's and
-        live (crud.liveness.refresh_token_live), its family included.
-        The conditional UPDATE is the single-use guard: of two concurrent
-        rotations exactly one matches (PostgreSQL re-checks the WHERE after
-        the first commits; SQLite runs writers one at a time). PostgreSQL runs
-        both in one atomic statement (no transaction needed: the caller's
-        unit of work may run it in autocommit); SQLite, which has no
-        data-modifying CTEs, runs them in the session's transaction.
-        """
-        if dialect_name(self.session) == "postgresql":
-            return row.child_jti in await rotate_many(self.session, [row])
-        consumed = await self.session.execute(
-            _CONSUME, {name: getattr(row, name) for name in _CONSUME_PARAMS}
-        )
-        if rowcount(consumed) != 1:
-            return False
-        await self.session.execute(insert(_TOKENS).values(row.child_values()))
-        return True
+        """Mark a live token used and store its child, atomically; False, with
+        nothing written, unless it is the client's and live (crud.refresh_store)."""
+        return await self.store.rotate_alone(row)
 
     async def add_family(self, family: TokenFamily) -> None:
         await TokenFamilyRepository(self.session).add(family)

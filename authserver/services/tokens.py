@@ -13,7 +13,6 @@ from authserver.core.security import (
     ID_TOKEN_TYP,
     REFRESH_MAC_ALG,
     REFRESH_TOKEN_TYP,
-    SIGNING_ALG,
     sign_jwt,
     verify_jwt,
 )

@@ -1,13 +1,11 @@
 """The bearer-token dependency (RFC 6750) as every protected route sees it."""
 
 import time
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from authserver.api.state import app_state
 from authserver.crud.client import ClientRepository
-from authserver.crud.user import UserRepository
 from tests.api.helpers import (
     ME_URL,
     USERINFO_URL,

@@ -13,7 +13,7 @@ import jwt as pyjwt
 import pytest
 from fastapi import FastAPI
 from joserfc import jwt
-from joserfc.jwk import OctKey, RSAKey
+from joserfc.jwk import RSAKey
 
 from authserver.api.state import app_state
 from authserver.crud.refresh_token import RefreshTokenRepository
@@ -23,7 +23,6 @@ from tests.api.helpers import (
     assert_oauth_error,
     password_grant,
     refresh_grant,
-    sign_token,
     tokens,
     unverified,
 )

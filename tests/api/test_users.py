@@ -1,7 +1,6 @@
 """The users API (/api/v1/users) through the in-process app."""
 
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 

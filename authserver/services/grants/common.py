@@ -11,8 +11,9 @@ from authserver.core.exceptions import InvalidScopeError
 from authserver.core.lockout import LockPolicy
 from authserver.crud.client import ClientRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
-from authserver.crud.rotation_batch import RotationBatcher
+from authserver.crud.rotation_batch import RotationRow
 from authserver.crud.user import UserRepository
+from authserver.db.rotation_batcher import RotationBatcher
 from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import Client, RefreshToken, TokenFamily
 from authserver.schemas.scope import parse_scope
@@ -35,7 +36,7 @@ class GrantContext:
     """
 
     uow: UnitOfWork
-    rotation_batcher: RotationBatcher | None
+    rotation_batcher: RotationBatcher[RotationRow] | None
     client_cache: ClientCache | None
     tokens: TokenService
     hasher: PasswordHasher
