@@ -6,6 +6,7 @@ import pytest
 
 from authserver.api.state import app_state
 from authserver.crud.client import ClientRepository
+from authserver.schemas.account import PasswordSet
 from tests.api.helpers import (
     ME_URL,
     USERINFO_URL,
@@ -72,7 +73,9 @@ async def _password_changed(api, app, client, user):
     access = (await user_tokens(api, client, user.username))["access_token"]
     async with app_state(app).session_factory() as session:
         service = user_service(session)
-        await service.set_password(await service.resolve(user.username), "n3w-secret!")
+        await service.set_password(
+            await service.resolve(user.username), PasswordSet(password="n3w-secret!")
+        )
         await session.commit()
     return access
 
@@ -170,7 +173,9 @@ async def test_a_login_right_after_a_password_change_works_at_once(
     before = (await user_tokens(api, client, user.username))["access_token"]
     async with session_factory() as session:
         service = user_service(session)
-        await service.set_password(await service.resolve(user.username), "n3w-secret!")
+        await service.set_password(
+            await service.resolve(user.username), PasswordSet(password="n3w-secret!")
+        )
         await session.commit()
 
     after = (await user_tokens(api, client, user.username, password="n3w-secret!"))[
