@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from authserver.core.exceptions import InvalidScopeError
+from authserver.core.exceptions import InvalidGrantError, InvalidScopeError
 from authserver.core.security import seal
 from authserver.crud.refresh_token import RefreshTokenState
 from authserver.crud.rotation_batch import RotationRow
@@ -24,7 +24,12 @@ from authserver.services.grants.common import (
     new_refresh_record,
     scopes_for_user,
 )
-from authserver.services.refresh.checks import narrow, still_allowed, timestamp
+from authserver.services.refresh.checks import (
+    INVALID,
+    narrow,
+    still_allowed,
+    timestamp,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +58,16 @@ def from_claims(
         scopes = narrow(requested_scope, granted)
     except InvalidScopeError:
         return None
+    try:
+        user_id, family_id = uuid.UUID(str(claims["sub"])), uuid.UUID(
+            str(claims["sid"])
+        )
+    except ValueError:
+        raise InvalidGrantError(INVALID, detail="sub or sid is no UUID") from None
     return Rotation(
         parent_jti=str(claims["jti"]),
-        user_id=uuid.UUID(str(claims["sub"])),
-        family_id=uuid.UUID(str(claims["sid"])),
+        user_id=user_id,
+        family_id=family_id,
         auth_time=timestamp(claims["auth_time"]),
         family_expires_at=timestamp(claims["family_exp"]),
         granted=granted,
