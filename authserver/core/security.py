@@ -198,7 +198,10 @@ def verify_jwt(
     """
     try:
         token_obj = jwt.decode(token, keys, algorithms=list(algorithms))
-    except (JoseError, ValueError, TypeError) as exc:
+    # joserfc bounds the header it parses before the signature check and reads
+    # the claims only after it; RecursionError (not a ValueError) is caught all
+    # the same, so no JSON shape can ever turn into a 500.
+    except (JoseError, ValueError, TypeError, RecursionError) as exc:
         raise TokenError(f"bad token: {type(exc).__name__}") from None
     header = token_obj.header
     if "kid" not in header:
