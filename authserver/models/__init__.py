@@ -6,6 +6,7 @@ from authserver.models.client import Client
 from authserver.models.refresh_token import RefreshToken
 from authserver.models.revoked_token import RevokedToken
 from authserver.models.signing_key import SigningKey, SigningKeyStoreVersion
+from authserver.models.token_family import TokenFamily
 from authserver.models.user import User
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "RevokedToken",
     "SigningKey",
     "SigningKeyStoreVersion",
+    "TokenFamily",
     "User",
 ]
