@@ -8,16 +8,20 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from authserver.api.errors import register_error_handlers
 from authserver.api.middleware import BodySizeLimitMiddleware
 from authserver.api.observability import RequestContextMiddleware
 from authserver.api.static_documents import StaticDocuments
+from authserver.api.templates import Pages
 from authserver.api.token_endpoint import TokenEndpoint
 from authserver.api.v1 import (
+    authorize,
     health,
     introspect,
+    logout,
     metrics,
     revoke,
     token,
@@ -115,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.lockout_threshold, settings.lockout_base, settings.lockout_max
     )
     app.state.rotation_batcher = None  # PostgreSQL's, made with the engine
+    app.state.pages = Pages(settings.issuer, settings.templates_dir)
     app.state.discovery_json = well_known.discovery_document(settings)
     app.static_documents = StaticDocuments(keystore, settings, app.state.discovery_json)
     app.token_endpoint = app.state.token_endpoint = TokenEndpoint(app.state)
@@ -132,6 +137,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(userinfo.router)
     app.include_router(users.router)
     app.include_router(health.router)
+    app.include_router(authorize.router)
+    app.include_router(logout.router)
+    app.mount(
+        "/assets",
+        StaticFiles(packages=[("authserver", "static")]),
+        name="assets",
+    )
     if settings.metrics_enabled:
         app.include_router(metrics.router)
     return app

@@ -8,6 +8,7 @@ minted from the family has expired anyway.
 """
 
 import logging
+import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +31,33 @@ async def revoke_family(
 ) -> int:
     """Revoke the family of `record` and deny its access tokens; audit it as
     `event` (not committed). Returns how many refresh tokens were revoked."""
-    family_id = record.family_id
+    return await revoke_family_id(
+        session,
+        record.family_id,
+        user_id=record.user_id,
+        at=at,
+        access_ttl=access_ttl,
+        event=event,
+        client_id=client_id,
+        level=level,
+        jti=record.jti,
+    )
+
+
+async def revoke_family_id(
+    session: AsyncSession,
+    family_id: uuid.UUID,
+    *,
+    user_id: uuid.UUID,
+    at: datetime,
+    access_ttl: timedelta,
+    event: str,
+    client_id: str,
+    level: int = logging.INFO,
+    **detail: str,
+) -> int:
+    """revoke_family by id: for a grant that may have no refresh token yet (a
+    replayed authorization code, RFC 6749 §4.1.2)."""
     revoked = await RefreshTokenRepository(session).revoke_family(family_id, at=at)
     await RevokedTokenRepository(session).add(
         str(family_id), expires_at=at + access_ttl, at=at
@@ -38,11 +65,11 @@ async def revoke_family(
     await audit.record(
         session,
         event,
-        subject=str(record.user_id),
+        subject=str(user_id),
         client_id=client_id,
         family_id=str(family_id),
-        jti=record.jti,
         revoked=revoked,
         level=level,
+        **detail,
     )
     return revoked

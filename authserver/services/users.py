@@ -1,7 +1,7 @@
 """User operations shared by the API and authctl; each rule lives here once.
 
-Disabling, deleting or re-passwording a user revokes their refresh tokens in the
-same transaction. Callers own the unit of work and commit once, except where a
+Disabling, deleting or re-passwording a user revokes their refresh tokens and
+ends their browser sessions in the same transaction. Callers own the unit of work and commit once, except where a
 refused password must be stored before the error is raised.
 """
 
@@ -16,6 +16,7 @@ from authserver.core.exceptions import (
     NotFoundError,
 )
 from authserver.core.security import password_problem
+from authserver.crud.login_session import LoginSessionRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.user import LockPolicy, UserRepository
 from authserver.models import User
@@ -101,7 +102,7 @@ class UserService:
         now = datetime.now(UTC)
         password_hash = await self.hasher.hash(password)
         await self.users.set_password_hash(user, password_hash, changed_at=now)
-        revoked = await self.refresh_tokens.revoke_for_user(user.id, at=now)
+        revoked = await self._revoke_everything(user, at=now)
         await audit.record(
             self.users.session,
             "user_password_changed",
@@ -116,9 +117,7 @@ class UserService:
         await self.users.session.flush()
         revoked = 0
         if not active:
-            revoked = await self.refresh_tokens.revoke_for_user(
-                user.id, at=datetime.now(UTC)
-            )
+            revoked = await self._revoke_everything(user, at=datetime.now(UTC))
         await audit.record(
             self.users.session,
             "user_enabled" if active else "user_disabled",
@@ -138,10 +137,16 @@ class UserService:
 
     async def delete(self, user: User) -> None:
         """Delete the user; their refresh tokens go with them (ON DELETE CASCADE)."""
-        await self.refresh_tokens.revoke_for_user(user.id, at=datetime.now(UTC))
+        await self._revoke_everything(user, at=datetime.now(UTC))
         subject = str(user.id)
         await self.users.delete(user)
         await audit.record(self.users.session, "user_deleted", subject=subject)
+
+    async def _revoke_everything(self, user: User, *, at: datetime) -> int:
+        """End the user's sessions and revoke their refresh tokens; returns the
+        refresh-token count."""
+        await LoginSessionRepository(self.users.session).end_for_user(user.id, at=at)
+        return await self.refresh_tokens.revoke_for_user(user.id, at=at)
 
     async def unlock(self, user: User) -> None:
         """Clear the brute-force lock and the failure count."""

@@ -101,17 +101,26 @@ def mint_response(
     scopes: list[str],
     auth_time: datetime,
     refresh: RefreshToken | None,
+    family_id: uuid.UUID | None = None,
+    nonce: str | None = None,
+    login_session_id: uuid.UUID | None = None,
 ) -> TokenResponse:
-    """Sign the access token, the refresh token (when given) and the ID token."""
+    """Sign the access token, the refresh token (when given) and the ID token.
+
+    `family_id` ties the access token to a grant that has no refresh token
+    (an authorization code), so that revoking the grant ends it too.
+    """
     scope = " ".join(scopes)
     subject = str(user_id)
+    if refresh is not None:
+        family_id = refresh.family_id
     access = ctx.tokens.mint_access(
         subject=subject,
         client_id=client.client_id,
         scope=scope,
         audience=client.audience,
         now=ctx.now,
-        session_id=str(refresh.family_id) if refresh is not None else None,
+        session_id=str(family_id) if family_id is not None else None,
     )
     response = TokenResponse(
         access_token=access.token,
@@ -136,6 +145,8 @@ def mint_response(
             client_id=client.client_id,
             auth_time=auth_time,
             now=ctx.now,
+            nonce=nonce,
+            session_id=str(login_session_id) if login_session_id else None,
         ).token
     return response
 

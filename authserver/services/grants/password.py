@@ -1,9 +1,7 @@
 """Resource owner password credentials grant (RFC 6749 §4.3)."""
 
-from typing import NoReturn
-
-from authserver.core.exceptions import InvalidGrantError, InvalidRequestError
-from authserver.models import Client, User
+from authserver.core.exceptions import InvalidRequestError
+from authserver.models import Client
 from authserver.schemas.token import TokenForm, TokenResponse
 from authserver.services import audit
 from authserver.services.grants.common import (
@@ -14,7 +12,7 @@ from authserver.services.grants.common import (
     requested_scopes,
     scopes_for_user,
 )
-from authserver.services.users import check_password
+from authserver.services.login import sign_in
 
 GRANT_TYPE = "password"
 
@@ -24,23 +22,15 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         raise InvalidRequestError("username and password are required")
     scopes = requested_scopes(form.scope, client)
 
-    user = await ctx.users.get_by_username(form.username)
-    # End the transaction before the slow hash: on SQLite it holds the one
-    # write lock, and no connection should idle in a transaction for 200 ms.
-    await ctx.session.commit()
-    if user is None:
-        await ctx.hasher.burn(form.password)
-        await _refuse(ctx, client, None, "unknown_user")
-    check = await check_password(
-        ctx.users,
+    user, check = await sign_in(
+        ctx.session,
         ctx.hasher,
-        user,
+        form.username,
         form.password,
         now=ctx.now,
         lock_policy=ctx.lock_policy,
+        client_id=client.client_id,
     )
-    if check.refusal is not None:
-        await _refuse(ctx, client, user, check.refusal)
     scopes = scopes_for_user(
         scopes, is_admin=user.is_admin, explicit=form.scope is not None
     )
@@ -63,17 +53,3 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     )
     await ctx.session.commit()
     return response
-
-
-async def _refuse(
-    ctx: GrantContext, client: Client, user: User | None, reason: str
-) -> NoReturn:
-    """Record the failed login and answer with the one invalid_grant for all causes."""
-    subject = str(user.id) if user else None
-    await audit.login_failed(
-        ctx.session, subject=subject, client_id=client.client_id, reason=reason
-    )
-    await ctx.session.commit()
-    raise InvalidGrantError(
-        "invalid username or password", detail=f"{reason} {subject}"
-    )

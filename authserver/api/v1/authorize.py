@@ -1,0 +1,291 @@
+"""The authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2) and the hosted
+sign-in and consent pages it leads to."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from authserver.api.browser import (
+    csrf_cookie_name,
+    read_params,
+    redirect,
+    session_cookie,
+    set_cookie,
+)
+from authserver.api.deps import SessionDep, SettingsDep
+from authserver.api.templates import Pages, csp_source, get_pages
+from authserver.core.config import Settings
+from authserver.core.exceptions import (
+    InvalidGrantError,
+    InvalidRequestError,
+    OAuthError,
+)
+from authserver.crud.client import ClientRepository
+from authserver.crud.login_session import LoginSessionRepository
+from authserver.crud.user import LockPolicy, UserRepository
+from authserver.models import AuthorizationRequest, Client
+from authserver.services import audit, sessions
+from authserver.services.authorization import (
+    AuthorizationService,
+    Interaction,
+    Outcome,
+    RedirectError,
+    error_url,
+    validate_request,
+)
+from authserver.services.login import sign_in
+from authserver.services.passwords import PasswordHasher
+
+router = APIRouter(tags=["authorization"])
+
+AUTHORIZE_PATH = "/oauth2/authorize"
+LOGIN_PATH = "/oauth2/login"
+CONSENT_PATH = "/oauth2/consent"
+WRONG_CREDENTIALS = "Incorrect username or password."
+MISSING_CREDENTIALS = "Enter your username and password."
+
+PagesDep = Annotated[Pages, Depends(get_pages)]
+
+
+def _service(session: SessionDep, settings: SettingsDep) -> AuthorizationService:
+    return AuthorizationService(
+        session=session,
+        issuer=settings.issuer,
+        code_ttl=settings.authorization_code_ttl,
+        request_ttl=settings.authorization_request_ttl,
+        now=datetime.now(UTC),
+    )
+
+
+ServiceDep = Annotated[AuthorizationService, Depends(_service)]
+
+
+@router.get(
+    AUTHORIZE_PATH,
+    summary="Authorization endpoint (code flow with PKCE S256)",
+    operation_id="authorize_get",
+)
+@router.post(
+    AUTHORIZE_PATH,
+    summary="Authorization endpoint (code flow with PKCE S256)",
+    operation_id="authorize_post",
+)
+async def authorize(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    pages: PagesDep,
+    service: ServiceDep,
+) -> Response:
+    try:
+        params = await validate_request(
+            await read_params(request), ClientRepository(session)
+        )
+        login = await sessions.current(
+            LoginSessionRepository(session),
+            session_cookie(request, settings),
+            now=service.now,
+        )
+        outcome = await service.begin(params, login)
+        await session.commit()
+        return _answer(request, settings, pages, outcome)
+    except RedirectError as exc:
+        return redirect(request, error_url(exc, settings.issuer))
+    except OAuthError as exc:
+        return pages.error(exc)
+
+
+@router.get(LOGIN_PATH, summary="The sign-in page of a pending authorization")
+async def login_page(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    pages: PagesDep,
+    service: ServiceDep,
+) -> Response:
+    try:
+        pending = await service.pending(request.query_params.get("request"))
+        client = (await service.params_of(pending)).client
+        csrf = await service.renew_csrf(pending)
+        await session.commit()
+    except OAuthError as exc:
+        return pages.error(exc)
+    response = _login(pages, pending, client, csrf, username=pending.login_hint)
+    _set_csrf(response, settings, csrf)
+    return response
+
+
+@router.post(LOGIN_PATH, summary="Sign in with a username and password")
+async def login(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    pages: PagesDep,
+    service: ServiceDep,
+) -> Response:
+    state = request.app.state
+    hasher: PasswordHasher = state.hasher
+    lock_policy: LockPolicy = state.lock_policy
+    try:
+        form = await read_params(request)
+        pending = await service.pending(form.get("request"))
+        service.check_csrf(
+            pending,
+            form.get("csrf_token"),
+            request.cookies.get(csrf_cookie_name(settings)),
+        )
+        client = (await service.params_of(pending)).client
+        username, password = form.get("username"), form.get("password")
+        if not username or not password:
+            return _login(
+                pages,
+                pending,
+                client,
+                form["csrf_token"],
+                username,
+                MISSING_CREDENTIALS,
+            )
+        try:
+            user, check = await sign_in(
+                session,
+                hasher,
+                username[:150],
+                password[:1024],
+                now=service.now,
+                lock_policy=lock_policy,
+                client_id=client.client_id,
+                via="login_page",
+            )
+        except InvalidGrantError:
+            return _login(
+                pages, pending, client, form["csrf_token"], username, WRONG_CREDENTIALS
+            )
+        if check.new_hash is not None:
+            await UserRepository(session).upgrade_password_hash(
+                user, old=user.password_hash, new=check.new_hash
+            )
+        repo = LoginSessionRepository(session)
+        browser_login, token = await sessions.start(
+            repo,
+            user,
+            now=service.now,
+            ttl=settings.login_session_ttl,
+            ip=request.client.host if request.client else None,
+            user_agent=request.headers.get("user-agent"),
+        )
+        await audit.record(
+            session,
+            "login_succeeded",
+            subject=str(user.id),
+            client_id=client.client_id,
+            via="login_page",
+        )
+        outcome = await service.after_login(pending, browser_login, user)
+        await session.commit()
+    except RedirectError as exc:
+        await session.commit()  # the session stays: the user did sign in
+        response = redirect(request, error_url(exc, settings.issuer))
+    except OAuthError as exc:
+        return pages.error(exc)
+    else:
+        response = _answer(request, settings, pages, outcome)
+    max_age = int(settings.login_session_ttl.total_seconds())
+    set_cookie(
+        response, settings, sessions.cookie_name(settings.issuer), token, max_age
+    )
+    return response
+
+
+@router.post(CONSENT_PATH, summary="Allow or deny a client's access")
+async def consent(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    pages: PagesDep,
+    service: ServiceDep,
+) -> Response:
+    try:
+        form = await read_params(request)
+        pending = await service.pending(form.get("request"))
+        service.check_csrf(
+            pending,
+            form.get("csrf_token"),
+            request.cookies.get(csrf_cookie_name(settings)),
+        )
+        login = await sessions.current(
+            LoginSessionRepository(session),
+            session_cookie(request, settings),
+            now=service.now,
+        )
+        if login is None:
+            raise InvalidRequestError(
+                "your sign-in has ended; start again", detail="no session"
+            )
+        outcome = await service.after_consent(
+            pending, *login, allow=form.get("decision") == "allow"
+        )
+        await session.commit()
+        return _answer(request, settings, pages, outcome)
+    except RedirectError as exc:
+        await session.commit()  # the pending request is used up either way
+        return redirect(request, error_url(exc, settings.issuer))
+    except OAuthError as exc:
+        return pages.error(exc)
+
+
+def _answer(
+    request: Request,
+    settings: Settings,
+    pages: Pages,
+    outcome: Outcome,
+) -> Response:
+    if not isinstance(outcome, Interaction):
+        return redirect(request, outcome.url)
+    if outcome.step == "login":
+        response = _login(
+            pages,
+            outcome.request,
+            outcome.client,
+            outcome.csrf_token,
+            outcome.request.login_hint,
+        )
+    else:
+        response = pages.render(
+            "consent.html",
+            form_targets=csp_source(outcome.request.redirect_uri),
+            action=pages.url(CONSENT_PATH),
+            client_name=outcome.client.name,
+            username=outcome.username or "",
+            scopes=outcome.request.scope.split(),
+            request_id=outcome.request.id,
+            csrf_token=outcome.csrf_token,
+        )
+    _set_csrf(response, settings, outcome.csrf_token)
+    return response
+
+
+def _login(
+    pages: Pages,
+    pending: AuthorizationRequest,
+    client: Client,
+    csrf_token: str,
+    username: str | None,
+    error: str | None = None,
+) -> Response:
+    return pages.render(
+        "login.html",
+        status_code=400 if error else 200,
+        form_targets=csp_source(pending.redirect_uri),
+        action=pages.url(LOGIN_PATH),
+        client_name=client.name,
+        request_id=pending.id,
+        csrf_token=csrf_token,
+        username=username,
+        error=error,
+    )
+
+
+def _set_csrf(response: Response, settings: Settings, token: str) -> None:
+    max_age = int(settings.authorization_request_ttl.total_seconds())
+    set_cookie(response, settings, csrf_cookie_name(settings), token, max_age)

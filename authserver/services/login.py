@@ -1,0 +1,65 @@
+"""Signing a user in with a username and password: the one sequence the
+password grant and the hosted login page share (lockout, uniform refusal,
+bcrypt outside any transaction)."""
+
+from datetime import datetime
+from typing import NoReturn
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authserver.core.exceptions import InvalidGrantError
+from authserver.crud.user import LockPolicy, UserRepository
+from authserver.models import User
+from authserver.services import audit
+from authserver.services.passwords import PasswordHasher
+from authserver.services.users import PasswordCheck, check_password
+
+INVALID_CREDENTIALS = "invalid username or password"
+
+
+async def sign_in(
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    username: str,
+    password: str,
+    *,
+    now: datetime,
+    lock_policy: LockPolicy,
+    client_id: str,
+    via: str | None = None,
+) -> tuple[User, PasswordCheck]:
+    """The user whose password this is, or InvalidGrantError with one message
+    for every cause (unknown, wrong, locked, disabled); failures are audited and
+    committed before the error is raised."""
+    users = UserRepository(session)
+    user = await users.get_by_username(username)
+    # End the transaction before the slow hash: on SQLite it holds the one
+    # write lock, and no connection should idle in a transaction for 200 ms.
+    await session.commit()
+    if user is None:
+        await hasher.burn(password)
+        await _refuse(session, client_id, None, "unknown_user", via)
+    check = await check_password(
+        users, hasher, user, password, now=now, lock_policy=lock_policy
+    )
+    if check.refusal is not None:
+        await _refuse(session, client_id, user, check.refusal, via)
+    return user, check
+
+
+async def _refuse(
+    session: AsyncSession,
+    client_id: str,
+    user: User | None,
+    reason: str,
+    via: str | None,
+) -> NoReturn:
+    subject = str(user.id) if user else None
+    extra = {"via": via} if via else {}
+    await audit.login_failed(
+        session, subject=subject, client_id=client_id, reason=reason, **extra
+    )
+    # Commit before raising: the failure count and the audit row must outlive
+    # the request's unit of work, which the error ends.
+    await session.commit()
+    raise InvalidGrantError(INVALID_CREDENTIALS, detail=f"{reason} {subject}")
