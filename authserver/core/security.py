@@ -220,7 +220,7 @@ def verify_jwt(
     if audience is not None:
         options["aud"] = {"essential": True, "value": audience}
     if allow_expired and isinstance(claims.get("exp"), int):
-        now = min(now, claims["exp"])
+        now = min(now, claims["exp"] - 1)  # exp is the first instant it fails
     registry = jwt.JWTClaimsRegistry(now=now, leeway=leeway, **options)
     try:
         registry.validate(claims)
