@@ -10,7 +10,7 @@ import typer
 
 from authserver.core.context import Origin, current_origin
 from authserver.core.logging import bind_request, configure_logging, new_request_id
-from cli import audit, client, db, key, serve, user
+from cli import audit, client, consent, db, key, serve, session, user
 
 HELP = """Manage the authserver token server: users, clients, signing keys, schema.
 
@@ -34,6 +34,8 @@ app.add_typer(client.app, name="client")
 app.add_typer(key.app, name="key")
 app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
+app.add_typer(session.app, name="session")
+app.add_typer(consent.app, name="consent")
 app.command("serve")(serve.serve)
 
 

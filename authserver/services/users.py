@@ -66,6 +66,20 @@ async def check_password(
     return PasswordCheck(new_hash=new_hash)
 
 
+async def resolve_user(users: UserRepository, ref: str) -> User:
+    """A user by UUID or username; NotFoundError if there is none."""
+    user = None
+    try:
+        user = await users.get(uuid.UUID(ref))
+    except ValueError:
+        pass
+    if user is None:
+        user = await users.get_by_username(ref)
+    if user is None:
+        raise NotFoundError(f"no user {ref!r}")
+    return user
+
+
 @dataclass
 class UserService:
     users: UserRepository
@@ -74,16 +88,7 @@ class UserService:
 
     async def resolve(self, ref: str) -> User:
         """A user by UUID or username; NotFoundError if there is none."""
-        user = None
-        try:
-            user = await self.users.get(uuid.UUID(ref))
-        except ValueError:
-            pass
-        if user is None:
-            user = await self.users.get_by_username(ref)
-        if user is None:
-            raise NotFoundError(f"no user {ref!r}")
-        return user
+        return await resolve_user(self.users, ref)
 
     async def create(self, data: UserCreate) -> User:
         """Add a user; AlreadyExistsError if the username or email is taken."""
