@@ -61,6 +61,8 @@ REFUSED_LOGINS = {
     "wrong-password": ("known", "not the password"),
     "unknown-user": ("nobody-by-this-name", DEFAULT_PASSWORD),
     "disabled-user": ("disabled", DEFAULT_PASSWORD),
+    "over-long-password": ("known", "x" * 1025),
+    "over-long-username": ("u" * 151, DEFAULT_PASSWORD),
 }
 
 

@@ -2,6 +2,7 @@
 the hosted pages of a real server, consents, lands at the app's callback; the
 app exchanges the code, refreshes, and the browser signs out."""
 
+import os
 import shutil
 from pathlib import Path
 from urllib.parse import urlencode
@@ -27,9 +28,18 @@ CHROMIUM_ARGS = [
 # Screenshots of the pages, for a human to look at (gitignored).
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)"
-)
+REQUIRE_BROWSER = os.environ.get("AUTH_TEST_REQUIRE_BROWSER") == "1"
+NO_BROWSER = "needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
+
+
+@pytest.fixture(autouse=True)
+def chromium_installed() -> None:
+    """Skip without Chromium, except in CI (AUTH_TEST_REQUIRE_BROWSER=1): fail."""
+    if CHROMIUM.exists():
+        return
+    if REQUIRE_BROWSER:
+        pytest.fail(NO_BROWSER)
+    pytest.skip(NO_BROWSER)
 
 
 async def launch(playwright) -> Browser:

@@ -25,6 +25,7 @@ from authserver.crud.client import ClientRepository
 from authserver.crud.login_session import LoginSessionRepository
 from authserver.crud.user import LockPolicy, UserRepository
 from authserver.models import AuthorizationRequest, Client
+from authserver.schemas.token import MAX_PASSWORD, MAX_USERNAME
 from authserver.services import audit, sessions
 from authserver.services.authorization import (
     AuthorizationService,
@@ -146,12 +147,17 @@ async def login(
                 username,
                 MISSING_CREDENTIALS,
             )
+        if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
+            # Never truncated, never hashed: no account has such a password.
+            return _login(
+                pages, pending, client, form["csrf_token"], None, WRONG_CREDENTIALS
+            )
         try:
             user, check = await sign_in(
                 session,
                 hasher,
-                username[:150],
-                password[:1024],
+                username,
+                password,
                 now=service.now,
                 lock_policy=lock_policy,
                 client_id=client.client_id,
