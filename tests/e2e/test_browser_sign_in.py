@@ -122,6 +122,22 @@ async def test_browser_signs_in_consents_and_signs_out(live, session_factory, tm
             assert refreshed.status_code == 200, refreshed.text
         id_token = refreshed.json().get("id_token") or tokens.json()["id_token"]
 
+        # Without a hint the user is asked; staying signed in changes nothing.
+        await page.goto(f"{live}/oauth2/logout?client_id={client.client_id}")
+        assert await page.title() == "Sign out · authserver"
+        await page.screenshot(path=tmp_path / "logout.png", full_page=True)
+        save(tmp_path / "logout.png")
+        await page.get_by_role("button", name="Cancel").click()
+        await page.wait_for_load_state()
+        assert "still signed in" in await page.content()
+
+        # An unregistered redirect URI: an error page, no redirect.
+        bad = {**params, "redirect_uri": rp.url("/callback/../evil")}
+        await page.goto(f"{live}/oauth2/authorize?{urlencode(bad)}")
+        assert "not registered" in await page.get_by_role("alert").inner_text()
+        await page.screenshot(path=tmp_path / "error.png", full_page=True)
+        save(tmp_path / "error.png")
+
         logout = {
             "id_token_hint": id_token,
             "post_logout_redirect_uri": rp.url("/logged-out"),
