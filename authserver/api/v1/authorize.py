@@ -31,6 +31,8 @@ from authserver.services.authorization import (
     AuthorizationService,
     Interaction,
     Outcome,
+)
+from authserver.services.authorization_request import (
     RedirectError,
     error_url,
     validate_request,

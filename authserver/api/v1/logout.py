@@ -12,7 +12,7 @@ from authserver.core.exceptions import OAuthError
 from authserver.crud.client import ClientRepository
 from authserver.crud.login_session import LoginSessionRepository
 from authserver.services import sessions
-from authserver.services.authorization import redirect_url
+from authserver.services.authorization_request import redirect_url
 from authserver.services.logout import LogoutRequest, validate_logout
 from authserver.services.tokens import TokenService
 
