@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from authserver.api.errors import register_error_handlers
-from authserver.api.middleware import BodySizeLimitMiddleware
-from authserver.api.observability import RequestContextMiddleware
+from authserver.api.pipeline import Dispatcher, FastPath, build_pipeline
+from authserver.api.state import AppState, app_state
 from authserver.api.static_documents import StaticDocuments
 from authserver.api.templates import Pages
 from authserver.api.token_endpoint import TokenEndpoint
@@ -30,10 +30,10 @@ from authserver.api.v1 import (
     well_known,
 )
 from authserver.core.config import Settings, get_settings
+from authserver.core.lockout import LockPolicy
 from authserver.core.logging import configure_logging
 from authserver.core.metrics import forget_this_process
 from authserver.crud.rotation_batch import RotationBatcher
-from authserver.crud.user import LockPolicy
 from authserver.db.breaker import DatabaseBreaker, install_breaker
 from authserver.db.init import prepare_database
 from authserver.db.session import create_engine, create_session_factory
@@ -49,24 +49,41 @@ PURGE_INTERVAL_SECONDS = 300.0
 
 
 class AuthServerApp(FastAPI):
-    """FastAPI, with the hot paths answered ahead of the stack: the public
-    documents (JWKS, discovery) and the token endpoint."""
+    """FastAPI, inside the one request pipeline (api/pipeline.py): its layers,
+    then the fast paths (token endpoint, public documents) or the framework."""
 
-    static_documents: StaticDocuments | None = None
-    token_endpoint: TokenEndpoint | None = None
+    fast_paths: tuple[FastPath, ...] = ()
+    framework: ASGIApp | None = None  # FastAPI's own stack, inside the pipeline
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token_endpoint is not None and TokenEndpoint.handles(scope):
-            await self.token_endpoint(scope, receive, send)
-        elif self.static_documents is not None and StaticDocuments.handles(scope):
-            await self.static_documents(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
+    def build_middleware_stack(self) -> ASGIApp:
+        self.framework = super().build_middleware_stack()
+        return build_pipeline(
+            Dispatcher(self.framework, self.fast_paths),
+            max_body_bytes=app_state(self).settings.max_body_bytes,
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     keystore = keystore_from_settings(settings)
+    state = AppState(
+        settings=settings,
+        keystore=keystore,
+        tokens=TokenService(keystore, settings),
+        hasher=PasswordHasher(
+            settings.bcrypt_rounds, settings.password_hash_concurrency
+        ),
+        client_cache=ClientCache(settings.client_cache_ttl),
+        lock_policy=LockPolicy(
+            settings.lockout_threshold, settings.lockout_base, settings.lockout_max
+        ),
+        db_breaker=DatabaseBreaker(
+            settings.db_breaker_failure_threshold,
+            settings.db_breaker_recovery_timeout.total_seconds(),
+        ),
+        discovery_json=well_known.discovery_document(settings),
+        pages=Pages(settings.issuer, settings.templates_dir),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,14 +94,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.info("signing_key_created")
         keystore.view()  # fail now, not on the first request, if keys are unusable
         # After start-up checks, which should fail loudly rather than with 503s.
-        install_breaker(engine, app.state.db_breaker)
-        app.state.session_factory = create_session_factory(engine)
+        install_breaker(engine, state.db_breaker)
+        state.session_factory = create_session_factory(engine)
         if engine.dialect.name == "postgresql":
-            app.state.rotation_batcher = RotationBatcher(engine)
+            state.rotation_batcher = RotationBatcher(engine)
         purger = asyncio.create_task(
-            maintenance.run_periodically(
-                app.state.session_factory, PURGE_INTERVAL_SECONDS
-            )
+            maintenance.run_periodically(state.session_factory, PURGE_INTERVAL_SECONDS)
         )
         try:
             yield
@@ -92,8 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
-            if app.state.rotation_batcher is not None:
-                await app.state.rotation_batcher.aclose()
+            if state.rotation_batcher is not None:
+                await state.rotation_batcher.aclose()
+                state.rotation_batcher = None
             await engine.dispose()
             forget_this_process()
 
@@ -107,29 +123,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # follows it resends its secrets wherever Host pointed.
         redirect_slashes=False,
     )
-    app.state.settings = settings
-    app.state.keystore = keystore
-    app.state.tokens = TokenService(keystore, settings)
-    app.state.hasher = PasswordHasher(
-        settings.bcrypt_rounds, settings.password_hash_concurrency
-    )
-    app.state.client_cache = ClientCache(settings.client_cache_ttl)
-    # One brute-force lock for every place a user's password is checked.
-    app.state.lock_policy = LockPolicy(
-        settings.lockout_threshold, settings.lockout_base, settings.lockout_max
-    )
-    app.state.rotation_batcher = None  # PostgreSQL's, made with the engine
-    app.state.pages = Pages(settings.issuer, settings.templates_dir)
-    app.state.discovery_json = well_known.discovery_document(settings)
-    app.static_documents = StaticDocuments(keystore, settings, app.state.discovery_json)
-    app.token_endpoint = app.state.token_endpoint = TokenEndpoint(app.state)
-    app.state.db_breaker = DatabaseBreaker(
-        settings.db_breaker_failure_threshold,
-        settings.db_breaker_recovery_timeout.total_seconds(),
+    app.state.authserver = state  # read through api.state.app_state
+    app.fast_paths = (
+        TokenEndpoint(state),
+        StaticDocuments(keystore, settings, state.discovery_json),
     )
     register_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware)  # outermost: sees every response
     app.include_router(token.router)
     app.include_router(well_known.router)
     app.include_router(revoke.router)

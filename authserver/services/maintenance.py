@@ -13,6 +13,7 @@ from authserver.crud.login_session import LoginSessionRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.revoked_token import RevokedTokenRepository
 from authserver.db.session import SessionFactory
+from authserver.db.unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -23,18 +24,18 @@ KEEP_EXPIRED_FOR = timedelta(days=1)
 async def purge_once(session_factory: SessionFactory) -> int:
     """Delete what nothing can need any more; return the rows deleted."""
     now = datetime.now(UTC)
-    async with session_factory() as session:
-        deleted = await RefreshTokenRepository(session).purge(
+    async with UnitOfWork(session_factory) as uow:
+        deleted = await RefreshTokenRepository(uow.session).purge(
             now=now, keep_expired_for=KEEP_EXPIRED_FOR
         )
         # The margin also covers workers whose clocks lag behind ours.
-        deleted += await RevokedTokenRepository(session).purge(
+        deleted += await RevokedTokenRepository(uow.session).purge(
             now=now, keep_expired_for=KEEP_EXPIRED_FOR
         )
-        deleted += await AuthorizationRequestRepository(session).purge(now=now)
-        deleted += await AuthorizationCodeRepository(session).purge(now=now)
-        deleted += await LoginSessionRepository(session).purge(now=now)
-        await session.commit()
+        deleted += await AuthorizationRequestRepository(uow.session).purge(now=now)
+        deleted += await AuthorizationCodeRepository(uow.session).purge(now=now)
+        deleted += await LoginSessionRepository(uow.session).purge(now=now)
+        await uow.commit()
     return deleted
 
 

@@ -23,7 +23,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     scopes = requested_scopes(form.scope, client)
 
     user, check = await sign_in(
-        ctx.session,
+        ctx.uow,
         ctx.hasher,
         form.username,
         form.password,
@@ -51,5 +51,5 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     await audit.record(
         ctx.session, "login_succeeded", subject=str(user.id), client_id=client.client_id
     )
-    await ctx.session.commit()
+    await ctx.uow.commit()
     return response
