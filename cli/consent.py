@@ -12,7 +12,7 @@ from cli.common import (
     JsonOpt,
     add_row,
     iso,
-    open_session,
+    open_unit_of_work,
     plural,
     print_json,
     print_table,
@@ -57,7 +57,8 @@ async def _list(user_ref: str | None) -> list[dict[str, Any]]:
     from authserver.crud.user import UserRepository
     from authserver.services.users import resolve_user
 
-    async with open_session() as session:
+    async with open_unit_of_work() as uow:
+        session = uow.session
         user_id = None
         if user_ref is not None:
             user_id = (await resolve_user(UserRepository(session), user_ref)).id
@@ -98,11 +99,12 @@ async def _revoke(user_ref: str, client_id: str | None) -> int:
     from authserver.services.clients import resolve_client
     from authserver.services.users import resolve_user
 
-    async with open_session() as session:
+    async with open_unit_of_work() as uow:
+        session = uow.session
         owner = await resolve_user(UserRepository(session), user_ref)
         target = None
         if client_id is not None:
             target = await resolve_client(client_id, ClientRepository(session))
         revoked = await consent.revoke(ConsentRepository(session), owner.id, target)
-        await session.commit()
+        await uow.commit()
         return revoked

@@ -15,7 +15,7 @@ from cli.common import (
     confirm,
     fail,
     iso,
-    open_session,
+    open_unit_of_work,
     plural,
     print_json,
     print_table,
@@ -68,7 +68,8 @@ async def _list(user_ref: str | None) -> list[dict[str, Any]]:
     from authserver.services.sessions import list_live
     from authserver.services.users import resolve_user
 
-    async with open_session() as session:
+    async with open_unit_of_work() as uow:
+        session = uow.session
         users = UserRepository(session)
         user_id = (await resolve_user(users, user_ref)).id if user_ref else None
         live = await list_live(
@@ -126,7 +127,8 @@ async def _revoke(session_id: str | None, user_ref: str | None) -> int:
     from authserver.services.users import resolve_user
 
     now = datetime.now(UTC)
-    async with open_session() as session:
+    async with open_unit_of_work() as uow:
+        session = uow.session
         repo = LoginSessionRepository(session)
         if user_ref is not None:
             owner = await resolve_user(UserRepository(session), user_ref)
@@ -143,5 +145,5 @@ async def _revoke(session_id: str | None, user_ref: str | None) -> int:
             if login is None or login.ended_at is not None:
                 raise NotFoundError(f"no live session {session_id!r}")
             ended = int(await end(repo, login, at=now, event="session_revoked"))
-        await session.commit()
+        await uow.commit()
         return ended

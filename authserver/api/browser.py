@@ -4,7 +4,7 @@ reading their parameters, their cookies, and redirecting."""
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 
-from authserver.api.deps import FORM_CONTENT_TYPE, parse_oauth_form
+from authserver.api.oauth_wire import FORM_CONTENT_TYPE, parse_oauth_form
 from authserver.core.config import Settings
 from authserver.services.sessions import cookie_name, cookie_secure
 

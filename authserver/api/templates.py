@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import (
     ChoiceLoader,
@@ -104,8 +103,3 @@ class Pages:
             message=exc.description or "The request could not be completed.",
             code=exc.error,
         )
-
-
-async def get_pages(request: Request) -> Pages:
-    pages: Pages = request.app.state.pages
-    return pages

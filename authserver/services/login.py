@@ -5,10 +5,10 @@ bcrypt outside any transaction)."""
 from datetime import datetime
 from typing import NoReturn
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from authserver.core.exceptions import InvalidGrantError
-from authserver.crud.user import LockPolicy, UserRepository
+from authserver.core.lockout import LockPolicy
+from authserver.crud.user import UserRepository
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import User
 from authserver.services import audit
 from authserver.services.passwords import PasswordHasher
@@ -18,7 +18,7 @@ INVALID_CREDENTIALS = "invalid username or password"
 
 
 async def sign_in(
-    session: AsyncSession,
+    uow: UnitOfWork,
     hasher: PasswordHasher,
     username: str,
     password: str,
@@ -31,24 +31,24 @@ async def sign_in(
     """The user whose password this is, or InvalidGrantError with one message
     for every cause (unknown, wrong, locked, disabled); failures are audited and
     committed before the error is raised."""
-    users = UserRepository(session)
+    users = UserRepository(uow.session)
     user = await users.get_by_username(username)
     # End the transaction before the slow hash: on SQLite it holds the one
     # write lock, and no connection should idle in a transaction for 200 ms.
-    await session.commit()
+    await uow.commit()
     if user is None:
         await hasher.burn(password)
-        await _refuse(session, client_id, None, "unknown_user", via)
+        await _refuse(uow, client_id, None, "unknown_user", via)
     check = await check_password(
         users, hasher, user, password, now=now, lock_policy=lock_policy
     )
     if check.refusal is not None:
-        await _refuse(session, client_id, user, check.refusal, via)
+        await _refuse(uow, client_id, user, check.refusal, via)
     return user, check
 
 
 async def _refuse(
-    session: AsyncSession,
+    uow: UnitOfWork,
     client_id: str,
     user: User | None,
     reason: str,
@@ -57,9 +57,9 @@ async def _refuse(
     subject = str(user.id) if user else None
     extra = {"via": via} if via else {}
     await audit.login_failed(
-        session, subject=subject, client_id=client_id, reason=reason, **extra
+        uow.session, subject=subject, client_id=client_id, reason=reason, **extra
     )
     # Commit before raising: the failure count and the audit row must outlive
     # the request's unit of work, which the error ends.
-    await session.commit()
+    await uow.commit()
     raise InvalidGrantError(INVALID_CREDENTIALS, detail=f"{reason} {subject}")

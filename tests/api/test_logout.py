@@ -9,6 +9,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from authserver.api.state import app_state
 from authserver.core.security import sign_jwt
 from tests.factories import (
     CALLBACK,
@@ -74,7 +75,7 @@ async def test_expired_hint_is_accepted(api, app, session_factory):
     client, _, id_token = await session_with_id_token(api, session_factory)
     claims = pyjwt.decode(id_token, options={"verify_signature": False})
     claims.update(iat=claims["iat"] - 7200, exp=claims["iat"] - 3600)
-    expired = sign_jwt(app.state.keystore.view().signing_key, claims, typ="JWT")
+    expired = sign_jwt(app_state(app).keystore.view().signing_key, claims, typ="JWT")
     answer = await api.post(LOGOUT, data={"id_token_hint": expired})
     assert answer.status_code == 200
     assert "You're signed out" in answer.text
@@ -148,7 +149,7 @@ async def test_without_hint_the_user_confirms(api, session_factory):
 async def test_hint_of_another_user_asks_first(api, app, session_factory):
     client, _, _ = await session_with_id_token(api, session_factory)
     stranger = await make_user(session_factory)
-    hint = app.state.tokens.mint_id(
+    hint = app_state(app).tokens.mint_id(
         subject=str(stranger.id),
         client_id=client.client_id,
         auth_time=datetime.now(UTC),

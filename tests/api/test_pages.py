@@ -3,6 +3,7 @@ from AUTH_TEMPLATES_DIR, cookies are Secure and __Host- under an https issuer.""
 
 import httpx2
 
+from authserver.api.state import app_state
 from authserver.api.templates import Pages
 from authserver.core.exceptions import InvalidRequestError
 from authserver.main import create_app
@@ -38,7 +39,7 @@ async def test_https_issuer_makes_host_only_secure_cookies(tmp_path):
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        client = await make_code_client(app.state.session_factory)
+        client = await make_code_client(app_state(app).sessions())
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(
             transport=transport, base_url=settings.issuer

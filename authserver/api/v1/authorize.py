@@ -1,7 +1,6 @@
 """The authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2) and the hosted
 sign-in and consent pages it leads to."""
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -13,8 +12,8 @@ from authserver.api.browser import (
     session_cookie,
     set_cookie,
 )
-from authserver.api.deps import SessionDep, SettingsDep
-from authserver.api.templates import Pages, csp_source, get_pages
+from authserver.api.deps import PagesDep, SettingsDep, StateDep, UnitOfWorkDep
+from authserver.api.templates import Pages, csp_source
 from authserver.core.config import Settings
 from authserver.core.exceptions import (
     InvalidGrantError,
@@ -23,7 +22,7 @@ from authserver.core.exceptions import (
 )
 from authserver.crud.client import ClientRepository
 from authserver.crud.login_session import LoginSessionRepository
-from authserver.crud.user import LockPolicy, UserRepository
+from authserver.crud.user import UserRepository
 from authserver.models import AuthorizationRequest, Client
 from authserver.schemas.token import MAX_PASSWORD, MAX_USERNAME
 from authserver.services import audit, sessions
@@ -38,7 +37,6 @@ from authserver.services.authorization_request import (
     validate_request,
 )
 from authserver.services.login import sign_in
-from authserver.services.passwords import PasswordHasher
 
 router = APIRouter(tags=["authorization"])
 
@@ -48,16 +46,15 @@ CONSENT_PATH = "/oauth2/consent"
 WRONG_CREDENTIALS = "Incorrect username or password."
 MISSING_CREDENTIALS = "Enter your username and password."
 
-PagesDep = Annotated[Pages, Depends(get_pages)]
 
-
-def _service(session: SessionDep, settings: SettingsDep) -> AuthorizationService:
+async def _service(uow: UnitOfWorkDep, state: StateDep) -> AuthorizationService:
+    settings = state.settings
     return AuthorizationService(
-        session=session,
+        session=uow.session,
         issuer=settings.issuer,
         code_ttl=settings.authorization_code_ttl,
         request_ttl=settings.authorization_request_ttl,
-        now=datetime.now(UTC),
+        now=state.clock(),
     )
 
 
@@ -76,22 +73,22 @@ ServiceDep = Annotated[AuthorizationService, Depends(_service)]
 )
 async def authorize(
     request: Request,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     settings: SettingsDep,
     pages: PagesDep,
     service: ServiceDep,
 ) -> Response:
     try:
         params = await validate_request(
-            await read_params(request), ClientRepository(session)
+            await read_params(request), ClientRepository(uow.session)
         )
         login = await sessions.current(
-            LoginSessionRepository(session),
+            LoginSessionRepository(uow.session),
             session_cookie(request, settings),
             now=service.now,
         )
         outcome = await service.begin(params, login)
-        await session.commit()
+        await uow.commit()
         return _answer(request, settings, pages, outcome)
     except RedirectError as exc:
         return redirect(request, error_url(exc, settings.issuer))
@@ -102,7 +99,7 @@ async def authorize(
 @router.get(LOGIN_PATH, summary="The sign-in page of a pending authorization")
 async def login_page(
     request: Request,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     settings: SettingsDep,
     pages: PagesDep,
     service: ServiceDep,
@@ -111,7 +108,7 @@ async def login_page(
         pending = await service.pending(request.query_params.get("request"))
         client = (await service.params_of(pending)).client
         csrf = await service.renew_csrf(pending)
-        await session.commit()
+        await uow.commit()
     except OAuthError as exc:
         return pages.error(exc)
     response = _login(pages, pending, client, csrf, username=pending.login_hint)
@@ -122,14 +119,12 @@ async def login_page(
 @router.post(LOGIN_PATH, summary="Sign in with a username and password")
 async def login(
     request: Request,
-    session: SessionDep,
+    state: StateDep,
+    uow: UnitOfWorkDep,
     settings: SettingsDep,
     pages: PagesDep,
     service: ServiceDep,
 ) -> Response:
-    state = request.app.state
-    hasher: PasswordHasher = state.hasher
-    lock_policy: LockPolicy = state.lock_policy
     try:
         form = await read_params(request)
         pending = await service.pending(form.get("request"))
@@ -156,12 +151,12 @@ async def login(
             )
         try:
             user, check = await sign_in(
-                session,
-                hasher,
+                uow,
+                state.hasher,
                 username,
                 password,
                 now=service.now,
-                lock_policy=lock_policy,
+                lock_policy=state.lock_policy,
                 client_id=client.client_id,
                 via="login_page",
             )
@@ -170,10 +165,10 @@ async def login(
                 pages, pending, client, form["csrf_token"], username, WRONG_CREDENTIALS
             )
         if check.new_hash is not None:
-            await UserRepository(session).upgrade_password_hash(
+            await UserRepository(uow.session).upgrade_password_hash(
                 user, old=user.password_hash, new=check.new_hash
             )
-        repo = LoginSessionRepository(session)
+        repo = LoginSessionRepository(uow.session)
         browser_login, token = await sessions.start(
             repo,
             user,
@@ -183,16 +178,16 @@ async def login(
             user_agent=request.headers.get("user-agent"),
         )
         await audit.record(
-            session,
+            uow.session,
             "login_succeeded",
             subject=str(user.id),
             client_id=client.client_id,
             via="login_page",
         )
         outcome = await service.after_login(pending, browser_login, user)
-        await session.commit()
+        await uow.commit()
     except RedirectError as exc:
-        await session.commit()  # the session stays: the user did sign in
+        await uow.commit()  # the session stays: the user did sign in
         response = redirect(request, error_url(exc, settings.issuer))
     except OAuthError as exc:
         return pages.error(exc)
@@ -208,7 +203,7 @@ async def login(
 @router.post(CONSENT_PATH, summary="Allow or deny a client's access")
 async def consent(
     request: Request,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     settings: SettingsDep,
     pages: PagesDep,
     service: ServiceDep,
@@ -222,7 +217,7 @@ async def consent(
             request.cookies.get(csrf_cookie_name(settings)),
         )
         login = await sessions.current(
-            LoginSessionRepository(session),
+            LoginSessionRepository(uow.session),
             session_cookie(request, settings),
             now=service.now,
         )
@@ -233,10 +228,10 @@ async def consent(
         outcome = await service.after_consent(
             pending, *login, allow=form.get("decision") == "allow"
         )
-        await session.commit()
+        await uow.commit()
         return _answer(request, settings, pages, outcome)
     except RedirectError as exc:
-        await session.commit()  # the pending request is used up either way
+        await uow.commit()  # the pending request is used up either way
         return redirect(request, error_url(exc, settings.issuer))
     except OAuthError as exc:
         return pages.error(exc)

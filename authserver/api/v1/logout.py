@@ -1,20 +1,16 @@
 """The end_session_endpoint (OpenID Connect RP-Initiated Logout 1.0)."""
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter, Request, Response
 
 from authserver.api.browser import clear_cookie, read_params, redirect, session_cookie
-from authserver.api.deps import SessionDep, SettingsDep
+from authserver.api.deps import PagesDep, StateDep, UnitOfWorkDep
 from authserver.api.templates import Pages, csp_source
-from authserver.api.v1.authorize import PagesDep
 from authserver.core.exceptions import OAuthError
 from authserver.crud.client import ClientRepository
 from authserver.crud.login_session import LoginSessionRepository
 from authserver.services import sessions
 from authserver.services.authorization_request import redirect_url
 from authserver.services.logout import LogoutRequest, validate_logout
-from authserver.services.tokens import TokenService
 
 router = APIRouter(tags=["authorization"])
 
@@ -32,18 +28,18 @@ LOGOUT_PATH = "/oauth2/logout"
     operation_id="end_session_post",
 )
 async def end_session(
-    request: Request, session: SessionDep, settings: SettingsDep, pages: PagesDep
+    request: Request, state: StateDep, uow: UnitOfWorkDep, pages: PagesDep
 ) -> Response:
-    tokens: TokenService = request.app.state.tokens
-    now = datetime.now(UTC)
+    settings = state.settings
+    now = state.clock()
     try:
         params = await read_params(request)
         logout = await validate_logout(
-            params, tokens, ClientRepository(session), now=now
+            params, state.tokens, ClientRepository(uow.session), now=now
         )
     except OAuthError as exc:
         return pages.error(exc)
-    repo = LoginSessionRepository(session)
+    repo = LoginSessionRepository(uow.session)
     cookie = session_cookie(request, settings)
     current = await sessions.current(repo, cookie, now=now)
     if current is None or cookie is None:
@@ -58,7 +54,7 @@ async def end_session(
         posted and params.get("confirm") == "yes"
     ):
         await sessions.end(repo, login, at=now, event="session_ended")
-        await session.commit()
+        await uow.commit()
         response = _finished(request, pages, logout, signed_out=True)
         clear_cookie(response, settings, sessions.cookie_name(settings.issuer))
         return response

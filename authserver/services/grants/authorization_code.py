@@ -78,7 +78,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         family_id=str(code.family_id),
         level=logging.DEBUG,
     )
-    await ctx.session.commit()
+    await ctx.uow.commit()
     return response
 
 
@@ -95,5 +95,5 @@ async def _replayed(
         client_id=client.client_id,
         level=logging.WARNING,
     )
-    await ctx.session.commit()
+    await ctx.uow.commit()
     raise InvalidGrantError(INVALID, detail=f"replayed code of family {code.family_id}")
