@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authserver.api.errors import register_error_handlers
-from authserver.api.pipeline import Dispatcher, FastPath, build_pipeline
-from authserver.api.state import AppState, app_state
+from authserver.api.pipeline import Dispatcher, build_pipeline
+from authserver.api.state import AppState
 from authserver.api.static_documents import StaticDocuments
 from authserver.api.templates import Pages
 from authserver.api.token_endpoint import TokenEndpoint
@@ -49,18 +49,22 @@ PURGE_INTERVAL_SECONDS = 300.0
 
 
 class AuthServerApp(FastAPI):
-    """FastAPI, inside the one request pipeline (api/pipeline.py): its layers,
-    then the fast paths (token endpoint, public documents) or the framework."""
+    """FastAPI, inside the one request pipeline (api/pipeline.py): every HTTP
+    request passes its layers, then a fast path (token endpoint, public
+    documents) or `framework`; lifespan events go straight to FastAPI."""
 
-    fast_paths: tuple[FastPath, ...] = ()
-    framework: ASGIApp | None = None  # FastAPI's own stack, inside the pipeline
+    pipeline: ASGIApp | None = None
 
-    def build_middleware_stack(self) -> ASGIApp:
-        self.framework = super().build_middleware_stack()
-        return build_pipeline(
-            Dispatcher(self.framework, self.fast_paths),
-            max_body_bytes=app_state(self).settings.max_body_bytes,
-        )
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.pipeline is not None:
+            await self.pipeline(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's own handling (its telemetry hook, error middleware, router),
+        which the fast paths skip."""
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -124,9 +128,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.authserver = state  # read through api.state.app_state
-    app.fast_paths = (
+    fast_paths = (
         TokenEndpoint(state),
         StaticDocuments(keystore, settings, state.discovery_json),
+    )
+    app.pipeline = build_pipeline(
+        Dispatcher(app.framework, fast_paths), max_body_bytes=settings.max_body_bytes
     )
     register_error_handlers(app)
     app.include_router(token.router)

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from prometheus_client import Counter, Histogram
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.core import metrics
@@ -21,7 +20,6 @@ from authserver.core.context import (
 
 logger = logging.getLogger("authserver.access")
 
-REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is kept only when it is short and cannot smuggle anything into
 # a log line or a header: letters, digits and ._- (UUIDs, ULIDs, trace ids).
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -71,11 +69,14 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500  # what the client gets if the app raises before answering
 
+        id_header = (b"x-request-id", request_id.encode())
+
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                # Nothing inside sets this header: append it, no header scan.
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:

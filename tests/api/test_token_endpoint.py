@@ -68,17 +68,12 @@ async def routed(app: FastAPI, clean_db: None) -> AsyncIterator[httpx2.AsyncClie
     base URL, same app, settings and pipeline layers; only the dispatcher's
     fast paths are left out.
     """
-    assert isinstance(app, AuthServerApp) and app.framework is not None
+    assert isinstance(app, AuthServerApp)
     settings = app_state(app).settings
     through_fastapi = build_pipeline(
         Dispatcher(app.framework, ()), max_body_bytes=settings.max_body_bytes
     )
-
-    async def with_app(scope: Any, receive: Any, send: Any) -> None:
-        scope["app"] = app
-        await through_fastapi(scope, receive, send)
-
-    transport = httpx2.ASGITransport(app=with_app)
+    transport = httpx2.ASGITransport(app=through_fastapi)
     async with httpx2.AsyncClient(transport=transport, base_url=TEST_ISSUER) as client:
         yield client
 
