@@ -3,7 +3,7 @@ password grant and the hosted login page share (lockout, uniform refusal,
 bcrypt outside any transaction)."""
 
 from datetime import datetime
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from authserver.core.exceptions import InvalidGrantError
 from authserver.core.lockout import LockPolicy
@@ -12,7 +12,7 @@ from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import User
 from authserver.services import audit
 from authserver.services.passwords import PasswordHasher
-from authserver.services.users import PasswordCheck, check_password
+from authserver.services.users import check_password
 
 INVALID_CREDENTIALS = "invalid username or password"
 
@@ -27,10 +27,11 @@ async def sign_in(
     lock_policy: LockPolicy,
     client_id: str,
     via: str | None = None,
-) -> tuple[User, PasswordCheck]:
+) -> User:
     """The user whose password this is, or InvalidGrantError with one message
-    for every cause (unknown, wrong, locked, disabled); failures are audited and
-    committed before the error is raised."""
+    for every cause (unknown, wrong, locked, disabled). A failure is audited
+    and committed before the error is raised; a success is audited and a
+    stronger hash stored in the caller's transaction, which it commits."""
     users = UserRepository(uow.session)
     user = await users.get_by_username(username)
     # End the transaction before the slow hash: on SQLite it holds the one
@@ -44,7 +45,19 @@ async def sign_in(
     )
     if check.refusal is not None:
         await _refuse(uow, client_id, user, check.refusal, via)
-    return user, check
+    if check.new_hash is not None:
+        await users.upgrade_password_hash(
+            user, old=user.password_hash, new=check.new_hash
+        )
+    extra: dict[str, Any] = {"via": via} if via else {}
+    await audit.record(
+        uow.session,
+        "login_succeeded",
+        subject=str(user.id),
+        client_id=client_id,
+        **extra,
+    )
+    return user
 
 
 async def _refuse(

@@ -22,10 +22,9 @@ from authserver.core.exceptions import (
 )
 from authserver.crud.client import ClientRepository
 from authserver.crud.login_session import LoginSessionRepository
-from authserver.crud.user import UserRepository
 from authserver.models import AuthorizationRequest, Client
 from authserver.schemas.token import MAX_PASSWORD, MAX_USERNAME
-from authserver.services import audit, sessions
+from authserver.services import sessions
 from authserver.services.authorization import (
     AuthorizationService,
     Interaction,
@@ -150,7 +149,7 @@ async def login(
                 pages, pending, client, form["csrf_token"], None, WRONG_CREDENTIALS
             )
         try:
-            user, check = await sign_in(
+            user = await sign_in(
                 uow,
                 state.hasher,
                 username,
@@ -164,25 +163,13 @@ async def login(
             return _login(
                 pages, pending, client, form["csrf_token"], username, WRONG_CREDENTIALS
             )
-        if check.new_hash is not None:
-            await UserRepository(uow.session).upgrade_password_hash(
-                user, old=user.password_hash, new=check.new_hash
-            )
-        repo = LoginSessionRepository(uow.session)
         browser_login, token = await sessions.start(
-            repo,
+            LoginSessionRepository(uow.session),
             user,
             now=service.now,
             ttl=settings.login_session_ttl,
             ip=request.client.host if request.client else None,
             user_agent=request.headers.get("user-agent"),
-        )
-        await audit.record(
-            uow.session,
-            "login_succeeded",
-            subject=str(user.id),
-            client_id=client.client_id,
-            via="login_page",
         )
         outcome = await service.after_login(pending, browser_login, user)
         await uow.commit()

@@ -3,7 +3,6 @@
 from authserver.core.exceptions import InvalidRequestError
 from authserver.models import Client
 from authserver.schemas.token import TokenForm, TokenResponse
-from authserver.services import audit
 from authserver.services.grants.common import (
     GrantContext,
     issues_refresh_tokens,
@@ -22,7 +21,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         raise InvalidRequestError("username and password are required")
     scopes = requested_scopes(form.scope, client)
 
-    user, check = await sign_in(
+    user = await sign_in(
         ctx.uow,
         ctx.hasher,
         form.username,
@@ -35,10 +34,6 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         scopes, is_admin=user.is_admin, explicit=form.scope is not None
     )
 
-    if check.new_hash is not None:
-        await ctx.users.upgrade_password_hash(
-            user, old=user.password_hash, new=check.new_hash
-        )
     refresh = None
     if issues_refresh_tokens(client):
         refresh = new_refresh_record(
@@ -47,9 +42,6 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         await ctx.refresh_tokens.add(refresh)
     response = mint_response(
         ctx, client, user_id=user.id, scopes=scopes, auth_time=ctx.now, refresh=refresh
-    )
-    await audit.record(
-        ctx.session, "login_succeeded", subject=str(user.id), client_id=client.client_id
     )
     await ctx.uow.commit()
     return response
