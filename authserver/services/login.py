@@ -34,17 +34,13 @@ async def sign_in(
     stronger hash stored in the caller's transaction, which it commits."""
     users = UserRepository(uow.session)
     user = await users.get_by_username(username)
-    # End the transaction before the slow hash: on SQLite it holds the one
-    # write lock, and no connection should idle in a transaction for 200 ms.
-    await uow.commit()
-    if user is None:
-        await hasher.burn(password)
-        await _refuse(uow, client_id, None, "unknown_user", via)
+    # Counts the attempt and ends the transaction before the slow hash.
     check = await check_password(
-        users, hasher, user, password, now=now, lock_policy=lock_policy
+        uow, users, hasher, user, password, now=now, lock_policy=lock_policy
     )
     if check.refusal is not None:
         await _refuse(uow, client_id, user, check.refusal, via)
+    assert user is not None  # an unknown user is a refusal
     if check.new_hash is not None:
         await users.upgrade_password_hash(
             user, old=user.password_hash, new=check.new_hash

@@ -4,6 +4,7 @@ third-party clients (asked once per scope set, prompt=consent, denial)."""
 import jwt as pyjwt
 import pytest
 
+from authserver.schemas.account import PasswordSet
 from tests.factories import (
     CALLBACK,
     DEFAULT_PASSWORD,
@@ -89,7 +90,7 @@ async def test_user_changes_end_the_session(api, session_factory, change):
         if change == "disable":
             await service.set_active(target, False)
         elif change == "password":
-            await service.set_password(target, "another password 42")
+            await service.set_password(target, PasswordSet(password="another pass 42"))
         else:
             await service.delete(target)
         await session.commit()

@@ -6,12 +6,14 @@ from datetime import timedelta
 
 import pytest
 
+from authserver.schemas.account import PasswordSet
 from tests.factories import (
     CALLBACK,
     DEFAULT_PASSWORD,
     make_client,
     make_code_client,
     make_user,
+    user_service,
 )
 from tests.oauth_flow import authorize_params, new_pkce, query_of, sign_in
 
@@ -147,14 +149,12 @@ async def test_password_client_may_not_redeem_codes(api, session_factory):
 
 
 async def test_code_dies_with_the_users_password(api, session_factory):
-    from tests.factories import user_service
-
     client = await make_code_client(session_factory)
     code, pkce, user = await issued_code(api, session_factory, client)
     async with session_factory() as session:
         service = user_service(session)
         await service.set_password(
-            await service.resolve(str(user.id)), "a new pass 123"
+            await service.resolve(str(user.id)), PasswordSet(password="a new pass 123")
         )
         await session.commit()
     answer = await api.post(TOKEN, data=redeem_form(client, code, pkce))
