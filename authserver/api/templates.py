@@ -15,7 +15,8 @@ from jinja2 import (
     select_autoescape,
 )
 
-from authserver.core.exceptions import OAuthError
+from authserver.api.security_headers import html_security_headers
+from authserver.core.exceptions import NO_STORE, OAuthError
 
 PRODUCT = "authserver"
 SCOPE_TEXT = {
@@ -26,26 +27,21 @@ SCOPE_TEXT = {
 }
 
 
-def html_security_headers(form_targets: str = "") -> dict[str, str]:
-    """Headers for every HTML page: no framing (clickjacking of the consent
-    button), no script, no caching of a page that holds a CSRF token.
+def page_headers(form_targets: str = "") -> dict[str, str]:
+    """The security headers of every HTML answer with this page's CSP (no
+    script, styles from us only, never framed), and no caching of a page
+    that holds a CSRF token.
 
     `form_targets` adds CSP sources a form may end up at: browsers check
     form-action against the redirect after a post too, and a sign-in ends at
     the client's redirect URI.
     """
     form_action = f"'self' {form_targets}".strip()
-    return {
-        "Content-Security-Policy": (
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; "
-            f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
-        ),
-        "X-Frame-Options": "DENY",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "Cache-Control": "no-store",
-        "Pragma": "no-cache",
-    }
+    csp = (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+        f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    )
+    return {**html_security_headers(csp), **NO_STORE}
 
 
 def csp_source(uri: str) -> str:
@@ -92,7 +88,7 @@ class Pages:
     ) -> HTMLResponse:
         body = self.env.get_template(name).render(**context)
         return HTMLResponse(
-            body, status_code=status_code, headers=html_security_headers(form_targets)
+            body, status_code=status_code, headers=page_headers(form_targets)
         )
 
     def error(self, exc: OAuthError) -> HTMLResponse:
