@@ -8,17 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import (
+from cli.common import open_unit_of_work, run
+from cli.output import (
     JsonOpt,
     add_row,
-    iso,
-    open_unit_of_work,
     plural,
     print_json,
     print_table,
-    run,
     say,
     table,
+    when,
 )
 
 app = typer.Typer(
@@ -69,7 +68,7 @@ async def _list(user_ref: str | None) -> list[dict[str, Any]]:
                 "username": username,
                 "client_id": client_id,
                 "scope": consent.scope,
-                "granted_at": iso(consent.granted_at),
+                "granted_at": when(consent.granted_at),
             }
             for consent, username, client_id in consents
         ]

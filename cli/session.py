@@ -9,19 +9,18 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import (
+from cli.common import open_unit_of_work, run
+from cli.output import (
     JsonOpt,
     add_row,
     confirm,
     fail,
-    iso,
-    open_unit_of_work,
     plural,
     print_json,
     print_table,
-    run,
     say,
     table,
+    when,
 )
 
 app = typer.Typer(
@@ -86,8 +85,8 @@ async def _list(user_ref: str | None) -> list[dict[str, Any]]:
                     "id": str(login.id),
                     "user_id": str(login.user_id),
                     "username": names[login.user_id],
-                    "auth_time": iso(login.auth_time),
-                    "expires_at": iso(login.expires_at),
+                    "auth_time": when(login.auth_time),
+                    "expires_at": when(login.expires_at),
                     "ip": login.ip,
                     "user_agent": login.user_agent,
                 }

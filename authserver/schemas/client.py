@@ -5,17 +5,12 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from authserver.schemas.grant_types import GRANT_TYPES
 from authserver.schemas.identifiers import refuse_uuid
 from authserver.schemas.redirect_uri import redirect_uri_problem
 from authserver.schemas.scope import validate_scope_tokens
 from authserver.schemas.token import MAX_SCOPE
 
-GRANT_TYPES = (
-    "authorization_code",
-    "password",
-    "refresh_token",
-    "client_credentials",
-)
 # Grants that issue refresh tokens: refresh_token is of no use without one.
 USER_GRANTS = frozenset({"authorization_code", "password"})
 MAX_REDIRECT_URIS = 20
@@ -90,3 +85,11 @@ class ClientCreate(BaseModel):
         if not name.isprintable():
             raise ValueError("the name has control characters (a newline?)")
         return name
+
+    @field_validator("audience")
+    @classmethod
+    def _printable_audience(cls, value: str | None) -> str | None:
+        # Shown by authctl and put in every token: never a terminal escape.
+        if value is not None and not value.isprintable():
+            raise ValueError("the audience has control characters")
+        return value
