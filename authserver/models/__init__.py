@@ -11,6 +11,7 @@ from authserver.models.base import Base
 from authserver.models.client import Client
 from authserver.models.refresh_token import RefreshToken
 from authserver.models.revoked_token import RevokedToken
+from authserver.models.token_family import TokenFamily
 from authserver.models.user import User
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "LoginSession",
     "RefreshToken",
     "RevokedToken",
+    "TokenFamily",
     "User",
 ]

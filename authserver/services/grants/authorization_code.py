@@ -19,6 +19,7 @@ from authserver.services.grants.common import (
     GrantContext,
     issues_refresh_tokens,
     mint_response,
+    new_family,
     new_refresh_record,
 )
 
@@ -48,6 +49,8 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         await _replayed(ctx, client, code)  # a concurrent redemption won
 
     scopes = code.scope.split()
+    family = new_family(ctx, client, user.id, family_id=code.family_id)
+    await ctx.refresh_tokens.add_family(family)
     refresh = None
     if issues_refresh_tokens(client):
         refresh = new_refresh_record(
@@ -56,7 +59,8 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
             user_id=user.id,
             scopes=scopes,
             auth_time=code.auth_time,
-            family_id=code.family_id,
+            family_id=family.id,
+            family_expires_at=family.expires_at,
         )
         await ctx.refresh_tokens.add(refresh)
     response = mint_response(
@@ -66,7 +70,8 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         scopes=scopes,
         auth_time=code.auth_time,
         refresh=refresh,
-        family_id=code.family_id,
+        family_id=family.id,
+        family_expires_at=family.expires_at,
         nonce=code.nonce,
         login_session_id=code.session_id,
     )
@@ -90,7 +95,6 @@ async def _replayed(
         code.family_id,
         user_id=code.user_id,
         at=ctx.now,
-        access_ttl=ctx.tokens.access_ttl,
         event="authorization_code_reuse_detected",
         client_id=client.client_id,
         level=logging.WARNING,
