@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authserver.api import docs
@@ -15,10 +16,13 @@ from authserver.api.pipeline import Dispatcher, build_pipeline
 from authserver.api.security_headers import SecurityHeadersMiddleware
 from authserver.api.state import AppState
 from authserver.api.static_documents import StaticDocuments
+from authserver.api.templates import Pages
 from authserver.api.token_endpoint import TokenEndpoint
 from authserver.api.v1 import (
+    authorize,
     health,
     introspect,
+    logout,
     metrics,
     revoke,
     token,
@@ -86,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.db_breaker_recovery_timeout.total_seconds(),
         ),
         discovery_json=well_known.discovery_document(settings),
+        pages=Pages(settings.issuer, settings.templates_dir),
     )
 
     @asynccontextmanager
@@ -156,6 +161,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(health.router)
     app.include_router(docs.router)
+    app.include_router(authorize.router)
+    app.include_router(logout.router)
+    app.mount(
+        "/assets",
+        StaticFiles(packages=[("authserver", "static")]),
+        name="assets",
+    )
     if settings.metrics_enabled:
         app.include_router(metrics.router)
     return app

@@ -11,6 +11,7 @@ from fastapi import Depends, Request, Response
 
 from authserver.api.oauth_wire import parse_oauth_form, validate_oauth_form
 from authserver.api.state import AppState, request_state
+from authserver.api.templates import Pages
 from authserver.core.config import Settings
 from authserver.core.lockout import LockPolicy
 from authserver.db.unit_of_work import UnitOfWork
@@ -48,6 +49,13 @@ async def get_keystore(state: StateDep) -> SigningKeyStore:
 
 
 KeyStoreDep = Annotated[SigningKeyStore, Depends(get_keystore)]
+
+
+async def get_pages(state: StateDep) -> Pages:
+    return state.pages
+
+
+PagesDep = Annotated[Pages, Depends(get_pages)]
 
 
 async def get_lock_policy(state: StateDep) -> LockPolicy:

@@ -246,11 +246,40 @@ class Settings(BaseSettings):
         timedelta(seconds=900), description="Longest lock (seconds)."
     )
 
+    authorization_code_ttl: Seconds = Field(
+        timedelta(seconds=60),
+        description="Authorization-code lifetime (seconds, at most 60: "
+        "RFC 6749 §4.1.2 asks for a short one).",
+    )
+    authorization_request_ttl: Seconds = Field(
+        timedelta(seconds=600),
+        description="How long a user has to sign in and consent (seconds).",
+    )
+    login_session_ttl: Seconds = Field(
+        timedelta(hours=8),
+        description="Browser sign-in session lifetime (seconds); after it the "
+        "user signs in again.",
+    )
+    templates_dir: Path | None = Field(
+        None,
+        description="Directory whose templates (login.html, consent.html, ...) "
+        "replace the built-in ones of the same name.",
+    )
+
+    @field_validator("authorization_code_ttl")
+    @classmethod
+    def _short_code(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(seconds=60):
+            raise ValueError("must be between 1 and 60 seconds")
+        return value
+
     @field_validator(
         "access_token_ttl",
         "id_token_ttl",
         "refresh_token_ttl",
         "refresh_token_max_lifetime",
+        "authorization_request_ttl",
+        "login_session_ttl",
     )
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
@@ -265,7 +294,9 @@ class Settings(BaseSettings):
             raise ValueError("must not be negative")
         return value
 
-    @field_validator("keys_passphrase", "default_audience", mode="before")
+    @field_validator(
+        "keys_passphrase", "default_audience", "templates_dir", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -1,6 +1,12 @@
 """SQLAlchemy models; importing this package registers every table on Base."""
 
 from authserver.models.audit import AuditEvent
+from authserver.models.authorization import (
+    AuthorizationCode,
+    AuthorizationRequest,
+    Consent,
+    LoginSession,
+)
 from authserver.models.base import Base
 from authserver.models.client import Client
 from authserver.models.refresh_token import RefreshToken
@@ -11,8 +17,12 @@ from authserver.models.user import User
 
 __all__ = [
     "AuditEvent",
+    "AuthorizationCode",
+    "AuthorizationRequest",
     "Base",
     "Client",
+    "Consent",
+    "LoginSession",
     "RefreshToken",
     "RevokedToken",
     "SigningKey",

@@ -77,19 +77,25 @@ def discovery_document(settings: Settings) -> bytes:
     issuer = settings.issuer
     document: dict[str, Any] = {
         "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/oauth2/authorize",
         "token_endpoint": f"{issuer}/oauth2/token",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "revocation_endpoint": f"{issuer}/oauth2/revoke",
         "introspection_endpoint": f"{issuer}/oauth2/introspect",
         "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
+        "end_session_endpoint": f"{issuer}/oauth2/logout",
         "grant_types_supported": sorted(GRANT_HANDLERS),
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         # Introspection answers confidential clients only (RFC 7662 §2.1).
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS[:2],
         "scopes_supported": ["openid", "profile", "email", "admin"],
-        # No authorization endpoint: this server issues tokens by direct grants.
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        # PKCE is required of every client, with S256 only (RFC 9700 §2.1.1).
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207
+        "prompt_values_supported": ["none", "login", "consent"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ALLOWED_ALGS,
         "claims_supported": [
@@ -99,6 +105,8 @@ def discovery_document(settings: Settings) -> bytes:
             "exp",
             "iat",
             "auth_time",
+            "nonce",
+            "sid",
             "preferred_username",
             "email",
             "email_verified",
