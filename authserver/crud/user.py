@@ -5,7 +5,17 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, case, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -142,30 +152,59 @@ class UserRepository:
     async def count_attempt(
         self, user: User, *, now: datetime, policy: LockPolicy
     ) -> int | None:
-        """Count a password attempt as failed before it is checked; None if locked.
+        """Count a password attempt as failed before it is checked; None if refused.
 
-        One atomic UPDATE decides: it counts the attempt only while the
-        account is not locked, and the attempt that reaches the threshold sets
-        the lock in the same statement. Parallel attempts queue on the row, so
-        each sees the count and the lock of those before it, and at most
-        `threshold` of a burst are let through. Returns this attempt's place
-        in the count (see forgive_attempts).
+        One atomic UPDATE decides. Below the threshold an attempt is counted
+        (attempts still being checked count too) but sets no lock: parallel
+        attempts queue on the row, so at most `threshold` of a burst are let
+        through and the rest are refused, yet right passwords arriving together
+        lock nobody out — only checked failures set the lock
+        (`record_failure`). Once a lock has run out, one attempt at a time is
+        let through and it sets the next, longer lock at once. Returns this
+        attempt's place in the count (see forgive_attempts).
         """
         failures = User.failed_logins + 1
+        if policy.threshold > 0:
+            may_try = or_(
+                and_(
+                    User.locked_until.is_(None), User.failed_logins < policy.threshold
+                ),
+                User.locked_until <= now,
+            )
+            next_lock = case(
+                (User.locked_until.is_(None), User.locked_until),
+                else_=_lock_end(policy, failures, now),
+            )
+        else:
+            may_try, next_lock = true(), User.locked_until
         stmt = (
             update(User)
-            .where(
-                User.id == user.id,
-                or_(User.locked_until.is_(None), User.locked_until <= now),
-            )
-            .values(
-                failed_logins=failures, locked_until=_lock_end(policy, failures, now)
-            )
+            .where(User.id == user.id, may_try)
+            .values(failed_logins=failures, locked_until=next_lock)
             .returning(User.failed_logins)
             .execution_options(synchronize_session=False)
         )
         counted = (await self.session.execute(stmt)).scalar_one_or_none()
         return None if counted is None else int(counted)
+
+    async def record_failure(
+        self, user: User, *, now: datetime, policy: LockPolicy
+    ) -> None:
+        """A counted attempt was checked and wrong: lock once the failures
+        reach the threshold (the count itself was made by count_attempt)."""
+        if policy.threshold <= 0:
+            return
+        stmt = (
+            update(User)
+            .where(
+                User.id == user.id,
+                User.failed_logins >= policy.threshold,
+                User.locked_until.is_(None),
+            )
+            .values(locked_until=_lock_end(policy, User.failed_logins, now))
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(stmt)
 
     async def forgive_attempts(
         self, user: User, *, counted: int, policy: LockPolicy

@@ -74,6 +74,8 @@ async def check_password(
     if counted is None:
         return PasswordCheck("locked")
     if not valid:
+        await users.record_failure(user, now=now, policy=lock_policy)
+        await uow.commit()
         return PasswordCheck("wrong_password")
     await users.forgive_attempts(user, counted=counted, policy=lock_policy)
     if not user.is_active:

@@ -14,12 +14,18 @@ NOW = datetime(2030, 1, 1, tzinfo=UTC)
 POLICY = LockPolicy(3, timedelta(seconds=30), timedelta(seconds=300))
 
 
-async def attempt(factory: SessionFactory, user: User, now: datetime) -> int | None:
+async def attempt(
+    factory: SessionFactory, user: User, now: datetime, *, checked: bool = True
+) -> int | None:
+    """One wrong password: counted before the hash, then (once `checked`)
+    recorded as a failure, as services.users.check_password does."""
     async with factory() as session:
-        counted = await UserRepository(session).count_attempt(
-            user, now=now, policy=POLICY
-        )
+        users = UserRepository(session)
+        counted = await users.count_attempt(user, now=now, policy=POLICY)
         await session.commit()
+        if counted is not None and checked:
+            await users.record_failure(user, now=now, policy=POLICY)
+            await session.commit()
     return counted
 
 
@@ -65,6 +71,19 @@ async def test_lock_ends_in_sql_as_the_policy_says(session_factory, user):
             continue
         assert locked_until - now == min(POLICY.base * 2 ** (failures - 3), POLICY.cap)
         now = locked_until + timedelta(seconds=1)
+
+
+async def test_attempts_in_flight_are_refused_past_the_threshold_but_lock_nothing(
+    session_factory, user
+):
+    counted = [await attempt(session_factory, user, NOW, checked=False) for _ in "1234"]
+    assert counted == [1, 2, 3, None]  # the fourth waits for the three in flight
+    assert (await stored(session_factory, user)).locked_until is None
+
+    for place in (1, 2, 3):  # all three were right
+        await forgive(session_factory, user, counted=place)
+    after = await stored(session_factory, user)
+    assert after.failed_logins == 0 and after.locked_until is None
 
 
 async def test_a_right_password_forgives_the_attempts_up_to_it(session_factory, user):

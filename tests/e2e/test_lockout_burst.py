@@ -217,3 +217,29 @@ async def test_burst_of_current_passwords_meets_the_same_lock(
         right = await change(http, DEFAULT_PASSWORD)
     assert right.status_code == 422 and right.content == answers[0].content
     assert (await stored(session_factory, user)).password_hash == user.password_hash
+
+
+async def test_burst_of_right_passwords_locks_nobody_out(
+    server: Server, session_factory: SessionFactory, verified_hashes: list[str]
+) -> None:
+    """Only checked failures lock: right passwords arriving together (one
+    account on several devices) may be refused beyond the threshold while
+    they are in flight, but leave no lock and no count behind."""
+    client = await make_client(session_factory)
+    user = await make_user(session_factory, hasher=PasswordHasher(ROUNDS))
+
+    answers = await at_once(
+        2 * THRESHOLD,
+        lambda http, _: login(http, server, client, user, DEFAULT_PASSWORD),
+    )
+
+    succeeded = [a for a in answers if a.status_code == 200]
+    assert len(succeeded) >= THRESHOLD
+    assert {a.json()["error"] for a in answers if a.status_code != 200} <= {
+        "invalid_grant"
+    }
+    after = await stored(session_factory, user)
+    assert after.failed_logins == 0 and after.locked_until is None
+    async with httpx2.AsyncClient(timeout=60) as http:
+        again = await login(http, server, client, user, DEFAULT_PASSWORD)
+    assert again.status_code == 200, again.text
