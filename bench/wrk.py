@@ -1,0 +1,183 @@
+"""Load from wrk: one wrk process per measurement, scripted by load.lua.
+
+wrk runs one thread with N keep-alive connections, each sending its next
+request when the previous answer arrives (closed loop) or `delay_ms` after it
+(paced). Its latencies are per request, from wrk's own histogram.
+"""
+
+import base64
+import http.client
+import json
+import shutil
+import subprocess
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCRIPT = Path(__file__).with_name("load.lua")
+LOGIN_THREADS = 8
+
+
+class LoadError(Exception):
+    """wrk could not run, or the setup logins failed."""
+
+
+def require_wrk() -> str:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit(
+            "python -m bench: wrk is not installed (apt-get install -y wrk)"
+        )
+    return wrk
+
+
+def basic_auth(client_id: str, secret: str) -> str:
+    # RFC 6749 §2.3.1: form-encode id and secret before the Basic encoding.
+    pair = f"{urllib.parse.quote_plus(client_id)}:{urllib.parse.quote_plus(secret)}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
+def password_form(username: str, password: str) -> str:
+    return urllib.parse.urlencode(
+        {"grant_type": "password", "username": username, "password": password}
+    )
+
+
+@dataclass(frozen=True)
+class Load:
+    """What each of `connections` connections sends."""
+
+    method: str
+    path: str
+    connections: int
+    auth: str | None = None
+    bodies: tuple[str, ...] = ()  # sent round-robin
+    tokens: tuple[str, ...] = ()  # refresh chains: one token per connection
+    delay_ms: int = 0
+
+    def spec(self) -> str:
+        lines = [f"method {self.method}", f"path {self.path}"]
+        lines.append(f"mode {'chain' if self.tokens else 'static'}")
+        lines.append(f"delay {self.delay_ms}")
+        if self.auth:
+            lines.append(f"auth {self.auth}")
+        lines += [f"body {body}" for body in self.bodies]
+        lines += [f"token {token}" for token in self.tokens]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Result:
+    requests: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    error_kinds: dict[str, int]
+    sample: str  # the first answer that was not a 200
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+class Run:
+    """A wrk process in flight (the mixed scenario runs two at once)."""
+
+    def __init__(
+        self, base_url: str, load: Load, seconds: int, workdir: Path, name: str
+    ) -> None:
+        spec = workdir / f"{name}.spec"
+        spec.touch(mode=0o600)
+        spec.write_text(load.spec())
+        self.out = (workdir / f"{name}.out").open("w+")
+        # 30 s timeout: a login queued behind 15 others takes seconds.
+        command = [
+            require_wrk(),
+            "-t1",
+            f"-c{load.connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(SCRIPT),
+            base_url,
+            "--",
+            str(spec),
+        ]
+        self.popen = subprocess.Popen(
+            command, stdout=self.out, stderr=subprocess.STDOUT
+        )
+
+    def result(self) -> Result:
+        self.popen.wait()
+        self.out.seek(0)
+        text = self.out.read()
+        self.out.close()
+        line = next((x for x in text.splitlines() if x.startswith("{")), None)
+        if self.popen.returncode != 0 or line is None:
+            raise LoadError(f"wrk failed ({self.popen.returncode}): {text[-500:]}")
+        data: dict[str, Any] = json.loads(line)
+        kinds = {
+            key: data[key]
+            for key in (
+                "connect_errors",
+                "read_errors",
+                "write_errors",
+                "status_errors",
+                "timeouts",
+                "bad_bodies",
+            )
+            if data[key]
+        }
+        return Result(
+            requests=data["requests"],
+            seconds=data["duration_us"] / 1e6,
+            errors=sum(kinds.values()),
+            p50_ms=data["p50_us"] / 1000,
+            p99_ms=data["p99_us"] / 1000,
+            error_kinds=kinds,
+            sample=data["sample"],
+        )
+
+
+def run(base_url: str, load: Load, seconds: int, workdir: Path, name: str) -> Result:
+    return Run(base_url, load, seconds, workdir, name).result()
+
+
+def post_form(base_url: str, path: str, auth: str, body: str) -> tuple[int, Any]:
+    url = urllib.parse.urlsplit(base_url)
+    conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=60)
+    try:
+        headers = {
+            "Authorization": auth,
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        conn.request("POST", path, body, headers)
+        answer = conn.getresponse()
+        text = answer.read()
+        try:
+            return answer.status, json.loads(text)
+        except ValueError:
+            return answer.status, text[:200]
+    finally:
+        conn.close()
+
+
+def refresh_tokens(
+    base_url: str, path: str, auth: str, users: list[tuple[str, str]], count: int
+) -> tuple[str, ...]:
+    """`count` refresh tokens from password grants, users round-robin."""
+
+    def login(i: int) -> str:
+        status, doc = post_form(
+            base_url, path, auth, password_form(*users[i % len(users)])
+        )
+        if status != 200 or not isinstance(doc, dict) or "refresh_token" not in doc:
+            raise LoadError(f"password grant for the refresh chains: {status} {doc}")
+        return str(doc["refresh_token"])
+
+    with ThreadPoolExecutor(LOGIN_THREADS) as pool:
+        return tuple(pool.map(login, range(count)))
