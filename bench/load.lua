@@ -4,6 +4,7 @@
 -- secret, which must not appear in argv) has one `key value` per line:
 --   method GET|POST         path /token           auth Basic ...
 --   delay MS                (pause before each request: a paced connection)
+--   max N                   (stop after N answers; 0: run for the duration)
 --   mode static|chain
 --   body FORM               (repeatable; static: sent round-robin)
 --   token REFRESH_TOKEN     (repeatable; chain: the initial refresh tokens)
@@ -13,7 +14,8 @@
 -- connection, so a request always finds one unless a chain broke.
 -- done() prints one JSON line: counts, errors and latency percentiles (us).
 
-local spec = { bodies = {}, tokens = {}, delay = 0 }
+local spec = { bodies = {}, tokens = {}, delay = 0, max = 0 }
+local answered = 0
 local pool, next_body = {}, 1
 bad_body = 0 -- a global: done() reads it from each thread
 
@@ -68,6 +70,10 @@ function request()
 end
 
 function response(status, headers, body)
+  answered = answered + 1
+  if answered == tonumber(spec.max) then
+    wrk.thread:stop()
+  end
   if status ~= 200 then
     -- wrk counts it (status errors); keep the first answer to say why
     sample = sample or (status .. " " .. body:sub(1, 200))

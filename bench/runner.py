@@ -7,6 +7,7 @@ within a minute of each other. See docs/benchmarks.md.
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import importlib.metadata
 import importlib.util
@@ -71,6 +72,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--bcrypt-rounds", type=int, default=12, help="cost, ours and the peers'")
     add("--race-rounds", type=int, default=3, help="rounds of the refresh race")
     add("--profile", metavar="SCENARIO", help="py-spy one authserver worker in it")
+    add("--max-requests", type=int, default=0, help="stop a run after N answers")
     add("--json-out", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     args.scenario_list = [s for s in SCENARIOS if s in args.scenarios.split(",")]
@@ -225,6 +227,7 @@ class Bench:
 
     def wrk(self, server: Server, load: wrk.Load, seconds: int) -> wrk.Run:
         self.runs += 1
+        load = dataclasses.replace(load, max_requests=self.args.max_requests)
         return wrk.Run(server.base_url, load, seconds, self.workdir, f"r{self.runs}")
 
     def profiler(self, server: Server, scenario: str) -> Any:
@@ -309,6 +312,8 @@ class Bench:
 
 
 def _row(scenario: str, server: str, number: int, conns: str, r: wrk.Result) -> Row:
+    if r.requests == 0:
+        return Row(scenario, server, number, conns, status="no answer in the window")
     return Row(
         scenario,
         server,

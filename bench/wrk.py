@@ -56,11 +56,13 @@ class Load:
     bodies: tuple[str, ...] = ()  # sent round-robin
     tokens: tuple[str, ...] = ()  # refresh chains: one token per connection
     delay_ms: int = 0
+    max_requests: int = 0  # stop after this many answers (0: no limit)
 
     def spec(self) -> str:
         lines = [f"method {self.method}", f"path {self.path}"]
         lines.append(f"mode {'chain' if self.tokens else 'static'}")
         lines.append(f"delay {self.delay_ms}")
+        lines.append(f"max {self.max_requests}")
         if self.auth:
             lines.append(f"auth {self.auth}")
         lines += [f"body {body}" for body in self.bodies]
