@@ -235,7 +235,7 @@ class Bench:
             return None
         assert server.popen is not None
         worker = _children(server.popen.pid)[-1]
-        out = Path(f"profile-{scenario}.txt").resolve()
+        out = Path(tempfile.gettempdir()) / f"authbench-profile-{scenario}.txt"
         self.report.meta["profile"] = str(out)
         command = [
             str(Path(sys.executable).with_name("py-spy")),
