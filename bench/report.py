@@ -25,6 +25,8 @@ class Row:
     p99_ms: float | None = None
     errors: int = 0
     requests: int = 0
+    # CPU of the server's processes and its PostgreSQL backends per answer
+    cpu_ms: float | None = None
     status: str = "ok"  # or why there is no figure
     error_kinds: dict[str, int] = field(default_factory=dict)
     error_sample: str = ""
@@ -144,8 +146,8 @@ class Report:
     def markdown(self) -> str:
         out = [
             "| scenario | server | connections | requests/s | p50 ms | p99 ms "
-            "| errors | authserver ÷ this |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| errors | CPU ms/req | authserver ÷ this |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for row in self.rows:
             ours = _rps(self.rows, row.scenario, OURS, row.round)
@@ -163,7 +165,7 @@ class Report:
             out.append(
                 f"| {row.scenario} | {row.server} | {row.connections} | "
                 + " | ".join(figures)
-                + f" | {row.errors} | {ratio} |"
+                + f" | {row.errors} | {_num(row.cpu_ms)} | {ratio} |"
             )
         out += [
             "",

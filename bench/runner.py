@@ -108,7 +108,7 @@ class Bench:
             say(f"starting {name}")
             try:
                 self.servers.append(PEERS[name](w, args.bcrypt_rounds))
-            except (servers.ServerError, OSError) as exc:
+            except (servers.ServerError, OSError, subprocess.SubprocessError) as exc:
                 say(f"  {name} not started: {exc}")
                 self.report.meta.setdefault("not_started", {})[name] = str(exc)
 
@@ -128,7 +128,9 @@ class Bench:
                         self.races()
                     continue
                 self.ceiling_row(scenario, number)
-                for server in self.servers:
+                # Every other round in reverse: drift favours no server.
+                turn = self.servers if number % 2 else self.servers[::-1]
+                for server in turn:
                     self.measure(server, scenario, number)
         loads.append(["end", *os.getloadavg()])
         self.report.meta["elapsed_s"] = round(time.monotonic() - started)
@@ -190,7 +192,9 @@ class Bench:
             load = make()
             server.wait_idle()
             profiler = self.profiler(server, scenario)
+            cpu = server.cpu_seconds(with_database=True)
             result = self.wrk(server, load, self.args.duration).result()
+            cpu = server.cpu_seconds(with_database=True) - cpu
             if profiler is not None:
                 profiler.wait()
         except wrk.LoadError as exc:
@@ -201,7 +205,10 @@ class Bench:
             f" {result.requests_per_second:,.1f}/s, p99 {result.p99_ms:.1f} ms"
             + (f", {result.errors} errors" if result.errors else "")
         )
-        self.add(_row(scenario, server.name, number, str(load.connections), result))
+        row = _row(scenario, server.name, number, str(load.connections), result)
+        if result.requests:
+            row.cpu_ms = cpu * 1000 / result.requests
+        self.add(row)
 
     def mixed(
         self, server: Server, number: int, auth: str, logins: tuple[str, ...]
@@ -240,6 +247,8 @@ class Bench:
         command = [
             str(Path(sys.executable).with_name("py-spy")),
             "record",
+            "--gil",  # only the thread running Python: where the CPU goes
+            "--nonblocking",
             "--format",
             "raw",
             "--pid",
@@ -329,11 +338,15 @@ def _row(scenario: str, server: str, number: int, conns: str, r: wrk.Result) -> 
 
 
 def _children(pid: int) -> list[int]:
-    """Processes whose parent is `pid` (uvicorn's workers), the deepest last."""
+    """uvicorn's worker processes: the children of `pid` but its resource tracker."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if (
+                ppid == pid
+                and b"resource_tracker" not in stat.with_name("cmdline").read_bytes()
+            ):
                 found.append(int(stat.parent.name))
     return sorted(found) or [pid]
 

@@ -7,6 +7,7 @@ there (`npm ci`; the DOT peer's own run.sh makes its venv), keyed by its
 lockfile, so a second run installs nothing.
 """
 
+import asyncio
 import hashlib
 import json
 import os
@@ -51,15 +52,18 @@ class Server:
     database: str | None = None
     grants: set[str] = field(default_factory=set)
 
-    def cpu_seconds(self) -> float:
-        """CPU time used so far by every process of the server's group."""
+    def cpu_seconds(self, with_database: bool = False) -> float:
+        """CPU time used so far by the server's process group, and optionally by
+        the PostgreSQL backends serving its database (its share of the DB)."""
         total = 0
+        backends = set(_backends(self.database)) if with_database else set()
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if self.popen is not None and int(fields[2]) == self.popen.pid:
+            mine = self.popen is not None and int(fields[2]) == self.popen.pid
+            if mine or int(stat.parent.name) in backends:
                 total += int(fields[11]) + int(fields[12])  # utime, stime
         return total / os.sysconf("SC_CLK_TCK")
 
@@ -102,17 +106,22 @@ def http_get(url: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def _admin(sql: str) -> None:
-    async def run() -> None:
+def _admin(sql: str, *args: str) -> list[Any]:
+    async def run() -> list[Any]:
         conn = await asyncpg.connect(f"{POSTGRES}/postgres")
         try:
-            await conn.execute(sql)
+            return list(await conn.fetch(sql, *args))
         finally:
             await conn.close()
 
-    import asyncio
+    return asyncio.run(run())
 
-    asyncio.run(run())
+
+def _backends(database: str | None) -> list[int]:
+    if database is None:
+        return []
+    query = "SELECT pid FROM pg_stat_activity WHERE datname = $1"
+    return [row["pid"] for row in _admin(query, database)]
 
 
 def create_database(name: str) -> str:
