@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authserver.api.errors import register_error_handlers
-from authserver.api.middleware import BodySizeLimitMiddleware
-from authserver.api.observability import RequestContextMiddleware
+from authserver.api.pipeline import Dispatcher, build_pipeline
+from authserver.api.state import AppState
 from authserver.api.static_documents import StaticDocuments
 from authserver.api.token_endpoint import TokenEndpoint
 from authserver.api.v1 import (
@@ -26,10 +26,10 @@ from authserver.api.v1 import (
     well_known,
 )
 from authserver.core.config import Settings, get_settings
+from authserver.core.lockout import LockPolicy
 from authserver.core.logging import configure_logging
 from authserver.core.metrics import forget_this_process
 from authserver.crud.rotation_batch import RotationBatcher
-from authserver.crud.user import LockPolicy
 from authserver.db.breaker import DatabaseBreaker, install_breaker
 from authserver.db.init import prepare_database
 from authserver.db.session import create_engine, create_session_factory
@@ -45,24 +45,44 @@ PURGE_INTERVAL_SECONDS = 300.0
 
 
 class AuthServerApp(FastAPI):
-    """FastAPI, with the hot paths answered ahead of the stack: the public
-    documents (JWKS, discovery) and the token endpoint."""
+    """FastAPI, inside the one request pipeline (api/pipeline.py): every HTTP
+    request passes its layers, then a fast path (token endpoint, public
+    documents) or `framework`; lifespan events go straight to FastAPI."""
 
-    static_documents: StaticDocuments | None = None
-    token_endpoint: TokenEndpoint | None = None
+    pipeline: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token_endpoint is not None and TokenEndpoint.handles(scope):
-            await self.token_endpoint(scope, receive, send)
-        elif self.static_documents is not None and StaticDocuments.handles(scope):
-            await self.static_documents(scope, receive, send)
+        if scope["type"] == "http" and self.pipeline is not None:
+            await self.pipeline(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's own handling (its telemetry hook, error middleware, router),
+        which the fast paths skip."""
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     keystore = keystore_from_settings(settings)
+    state = AppState(
+        settings=settings,
+        keystore=keystore,
+        tokens=TokenService(keystore, settings),
+        hasher=PasswordHasher(
+            settings.bcrypt_rounds, settings.password_hash_concurrency
+        ),
+        client_cache=ClientCache(settings.client_cache_ttl),
+        lock_policy=LockPolicy(
+            settings.lockout_threshold, settings.lockout_base, settings.lockout_max
+        ),
+        db_breaker=DatabaseBreaker(
+            settings.db_breaker_failure_threshold,
+            settings.db_breaker_recovery_timeout.total_seconds(),
+        ),
+        discovery_json=well_known.discovery_document(settings),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,14 +93,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.info("signing_key_created")
         keystore.view()  # fail now, not on the first request, if keys are unusable
         # After start-up checks, which should fail loudly rather than with 503s.
-        install_breaker(engine, app.state.db_breaker)
-        app.state.session_factory = create_session_factory(engine)
+        install_breaker(engine, state.db_breaker)
+        state.session_factory = create_session_factory(engine)
         if engine.dialect.name == "postgresql":
-            app.state.rotation_batcher = RotationBatcher(engine)
+            state.rotation_batcher = RotationBatcher(engine)
         purger = asyncio.create_task(
-            maintenance.run_periodically(
-                app.state.session_factory, PURGE_INTERVAL_SECONDS
-            )
+            maintenance.run_periodically(state.session_factory, PURGE_INTERVAL_SECONDS)
         )
         try:
             yield
@@ -88,8 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
-            if app.state.rotation_batcher is not None:
-                await app.state.rotation_batcher.aclose()
+            if state.rotation_batcher is not None:
+                await state.rotation_batcher.aclose()
+                state.rotation_batcher = None
             await engine.dispose()
             forget_this_process()
 
@@ -103,28 +122,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # follows it resends its secrets wherever Host pointed.
         redirect_slashes=False,
     )
-    app.state.settings = settings
-    app.state.keystore = keystore
-    app.state.tokens = TokenService(keystore, settings)
-    app.state.hasher = PasswordHasher(
-        settings.bcrypt_rounds, settings.password_hash_concurrency
+    app.state.authserver = state  # read through api.state.app_state
+    fast_paths = (
+        TokenEndpoint(state),
+        StaticDocuments(keystore, settings, state.discovery_json),
     )
-    app.state.client_cache = ClientCache(settings.client_cache_ttl)
-    # One brute-force lock for every place a user's password is checked.
-    app.state.lock_policy = LockPolicy(
-        settings.lockout_threshold, settings.lockout_base, settings.lockout_max
-    )
-    app.state.rotation_batcher = None  # PostgreSQL's, made with the engine
-    app.state.discovery_json = well_known.discovery_document(settings)
-    app.static_documents = StaticDocuments(keystore, settings, app.state.discovery_json)
-    app.token_endpoint = app.state.token_endpoint = TokenEndpoint(app.state)
-    app.state.db_breaker = DatabaseBreaker(
-        settings.db_breaker_failure_threshold,
-        settings.db_breaker_recovery_timeout.total_seconds(),
+    app.pipeline = build_pipeline(
+        Dispatcher(app.framework, fast_paths), max_body_bytes=settings.max_body_bytes
     )
     register_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware)  # outermost: sees every response
     app.include_router(token.router)
     app.include_router(well_known.router)
     app.include_router(revoke.router)

@@ -14,7 +14,7 @@ from cli.common import (
     JsonOpt,
     add_row,
     fail,
-    open_session,
+    open_unit_of_work,
     print_json,
     print_table,
     run,
@@ -84,11 +84,11 @@ def list_events(
 async def _list(
     user_ref: str | None, since: datetime | None, event: str | None, limit: int
 ) -> list[dict[str, Any]]:
-    async with open_session() as session:
+    async with open_unit_of_work() as uow:
         subject = None
         if user_ref is not None:
-            subject = await _subject(user_ref, user_service(session))
-        rows = await AuditRepository(session).list(
+            subject = await _subject(user_ref, user_service(uow))
+        rows = await AuditRepository(uow.session).list(
             subject=subject, since=since, event=event, limit=limit
         )
         return [_json(row) for row in rows]

@@ -26,7 +26,7 @@ from cli.common import (
     fail,
     iso,
     note,
-    open_session,
+    open_unit_of_work,
     plural,
     print_details,
     print_json,
@@ -125,11 +125,11 @@ def create(
 async def _create(
     data: ClientCreate, public: bool
 ) -> tuple[dict[str, Any], str | None]:
-    async with open_session() as session:
+    async with open_unit_of_work() as uow:
         client, secret = await create_client(
-            data, ClientRepository(session), public=public
+            data, ClientRepository(uow.session), public=public
         )
-        await session.commit()
+        await uow.commit()
         return client_json(client), secret
 
 
@@ -159,8 +159,8 @@ def list_clients(as_json: JsonOpt = False) -> None:
 
 
 async def _list() -> list[dict[str, Any]]:
-    async with open_session() as session:
-        return [client_json(c) for c in await ClientRepository(session).list()]
+    async with open_unit_of_work() as uow:
+        return [client_json(c) for c in await ClientRepository(uow.session).list()]
 
 
 @app.command("show")
@@ -189,8 +189,10 @@ def show(client_id: ClientArg, as_json: JsonOpt = False) -> None:
 
 
 async def _show(client_id: str) -> dict[str, Any]:
-    async with open_session() as session:
-        return client_json(await resolve_client(client_id, ClientRepository(session)))
+    async with open_unit_of_work() as uow:
+        return client_json(
+            await resolve_client(client_id, ClientRepository(uow.session))
+        )
 
 
 @app.command("rotate-secret")
@@ -215,9 +217,9 @@ def rotate_secret(client_id: ClientArg, as_json: JsonOpt = False) -> None:
 
 
 async def _rotate(client_id: str) -> str:
-    async with open_session() as session:
-        secret = await rotate_client_secret(client_id, ClientRepository(session))
-        await session.commit()
+    async with open_unit_of_work() as uow:
+        secret = await rotate_client_secret(client_id, ClientRepository(uow.session))
+        await uow.commit()
         return secret
 
 
@@ -239,10 +241,10 @@ def delete(
 
 
 async def _delete(client_id: str) -> None:
-    async with open_session() as session:
-        clients = ClientRepository(session)
+    async with open_unit_of_work() as uow:
+        clients = ClientRepository(uow.session)
         await clients.delete(await resolve_client(client_id, clients))
-        await session.commit()
+        await uow.commit()
 
 
 def client_json(client: Client) -> dict[str, Any]:

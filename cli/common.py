@@ -34,6 +34,7 @@ from authserver.core.exceptions import DomainError
 from authserver.db import migrate
 from authserver.db.init import DatabaseNotReadyError
 from authserver.db.session import create_engine, create_session_factory
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.services.keystore import KeyStoreError
 
 T = TypeVar("T")
@@ -173,16 +174,16 @@ def safe_url(url: str) -> str:
 
 
 @asynccontextmanager
-async def open_session() -> AsyncIterator[AsyncSession]:
-    """One engine and one session for a command that needs the schema at head.
+async def open_unit_of_work() -> AsyncIterator[UnitOfWork]:
+    """One engine and one unit of work for a command that needs the schema at head.
 
-    Closing the session rolls back whatever the command did not commit.
+    Leaving it rolls back whatever the command did not commit.
     """
     engine = database_engine()
     try:
         await require_schema(engine)
-        async with create_session_factory(engine)() as session:
-            yield session
+        async with UnitOfWork(create_session_factory(engine)) as uow:
+            yield uow
     finally:
         await engine.dispose()
 

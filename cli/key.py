@@ -28,7 +28,7 @@ from cli.common import (
     confirm,
     fail,
     note,
-    open_session,
+    open_unit_of_work,
     print_json,
     print_table,
     say,
@@ -263,9 +263,9 @@ def _audit(event: str, **detail: Any) -> None:
     """
 
     async def write() -> None:
-        async with open_session() as session:
-            await audit.record(session, event, **detail)
-            await session.commit()
+        async with open_unit_of_work() as uow:
+            await audit.record(uow.session, event, **detail)
+            await uow.commit()
 
     try:
         asyncio.run(write())

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from authserver.core.context import Origin, current_origin
-from authserver.core.logging import bind_request, configure_logging, new_request_id
+from authserver.core.context import bind_request, new_request_id
+from authserver.core.logging import configure_logging
 from cli import audit, client, db, key, serve, user
 
 HELP = """Manage the authserver token server: users, clients, signing keys, schema.
@@ -58,8 +58,7 @@ def root(
     # Settings are read lazily by each command, not here: `--help` of every
     # subcommand must work even when the environment is misconfigured.
     # One correlation id per invocation; audit records name the OS user.
-    bind_request(new_request_id())
-    current_origin.set(Origin(actor=f"cli:{_os_user()}"))
+    bind_request(new_request_id(), actor=f"cli:{_os_user()}")
 
 
 def _os_user() -> str:

@@ -9,11 +9,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from authserver.core.exceptions import AlreadyExistsError
-from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.user import UserRepository
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import User
 from authserver.schemas.user import UserCreate, UserRead
 from authserver.services.passwords import PasswordHasher
@@ -25,7 +24,7 @@ from cli.common import (
     check,
     confirm,
     fail,
-    open_session,
+    open_unit_of_work,
     plural,
     print_details,
     print_json,
@@ -95,15 +94,15 @@ def create(
 
 
 async def _check_free(username: str) -> None:
-    async with open_session() as session:
-        if await UserRepository(session).get_by_username(username) is not None:
+    async with open_unit_of_work() as uow:
+        if await UserRepository(uow.session).get_by_username(username) is not None:
             raise AlreadyExistsError(f"username {username!r} is taken")
 
 
 async def _create(data: UserCreate) -> dict[str, Any]:
-    async with open_session() as session:
-        user = await user_service(session).create(data)
-        await session.commit()
+    async with open_unit_of_work() as uow:
+        user = await user_service(uow).create(data)
+        await uow.commit()
         return user_json(user)
 
 
@@ -143,8 +142,8 @@ def list_users(
 async def _list(show_all: bool) -> list[dict[str, Any]]:
     repo_filter = None if show_all else True
     users: list[dict[str, Any]] = []
-    async with open_session() as session:
-        repo = UserRepository(session)
+    async with open_unit_of_work() as uow:
+        repo = UserRepository(uow.session)
         while True:
             page, total = await repo.list(
                 offset=len(users), limit=PAGE_SIZE, is_active=repo_filter
@@ -281,12 +280,12 @@ async def _apply(
     user_ref: str, action: Action | None
 ) -> tuple[dict[str, Any], int | None]:
     """Resolve USER, run one service operation, commit once."""
-    async with open_session() as session:
-        service = user_service(session)
+    async with open_unit_of_work() as uow:
+        service = user_service(uow)
         user = await service.resolve(user_ref)
         result = await action(service, user) if action else None
         snapshot = user_json(user)  # every column is loaded, even once deleted
-        await session.commit()
+        await uow.commit()
         return snapshot, result
 
 
@@ -297,12 +296,8 @@ def _admin(flag: bool) -> Action:
     return change
 
 
-def user_service(session: AsyncSession) -> UserService:
-    return UserService(
-        UserRepository(session),
-        RefreshTokenRepository(session),
-        PasswordHasher(settings().bcrypt_rounds),
-    )
+def user_service(uow: UnitOfWork) -> UserService:
+    return UserService.over(uow, PasswordHasher(settings().bcrypt_rounds))
 
 
 def _tokens(count: int | None) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import delete, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from authserver.api.state import app_state
 from authserver.core.config import Settings, load_settings
 from authserver.db.session import SessionFactory
 from authserver.main import create_app
@@ -122,7 +123,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture(scope="session")
 def session_factory(app: FastAPI) -> SessionFactory:
-    factory: SessionFactory = app.state.session_factory
+    factory: SessionFactory = app_state(app).session_factory
     return factory
 
 

@@ -8,6 +8,7 @@ from authserver.crud.client import ClientRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.user import UserRepository
 from authserver.db.session import SessionFactory
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import Client, User
 from authserver.schemas.client import ClientCreate
 from authserver.schemas.user import UserCreate
@@ -91,4 +92,5 @@ async def make_user(
 
 
 def user_service(session: Any, hasher: PasswordHasher = TEST_HASHER) -> UserService:
-    return UserService(UserRepository(session), RefreshTokenRepository(session), hasher)
+    """The service over a test's own session (the test commits it)."""
+    return UserService.over(UnitOfWork.joining(session), hasher)

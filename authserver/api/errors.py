@@ -11,28 +11,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from authserver.api.observability import HTTP_METHODS
+from authserver.core.context import annotate_request
 from authserver.core.exceptions import (
+    NO_STORE,
     AlreadyExistsError,
-    BearerError,
     DatabaseUnavailableError,
     DomainError,
-    InsufficientScopeError,
-    InvalidClientError,
     InvalidRequestError,
     InvalidValueError,
     NotFoundError,
     OAuthError,
-    TemporarilyUnavailableError,
-    UnauthorizedError,
 )
-from authserver.core.logging import annotate_request, current_request_id
 from authserver.db.breaker import is_connection_failure
 
 logger = logging.getLogger(__name__)
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 OAUTH_PATHS = ("/oauth2/",)
-REALM = "authserver"
 
 
 async def oauth_error_handler(request: Request, exc: Exception) -> Response:
@@ -45,34 +39,7 @@ async def oauth_error_handler(request: Request, exc: Exception) -> Response:
     body = {"error": exc.error}
     if exc.description:
         body["error_description"] = exc.description
-    headers = dict(NO_STORE)
-    if isinstance(exc, InvalidClientError):
-        # RFC 9110 §15.5.2: every 401 carries a challenge; Basic is the scheme
-        # the token endpoint accepts, whichever way the client tried (RFC 6749
-        # §5.2 requires it when the client used the Authorization header).
-        headers["WWW-Authenticate"] = f'Basic realm="{REALM}"'
-    if isinstance(exc, BearerError):
-        headers["WWW-Authenticate"] = bearer_challenge(exc)
-    if isinstance(exc, TemporarilyUnavailableError):
-        headers["Retry-After"] = str(exc.retry_after)
-    return JSONResponse(body, status_code=exc.status_code, headers=headers)
-
-
-def bearer_challenge(exc: BearerError) -> str:
-    """The RFC 6750 §3 challenge: no error code when no token was presented."""
-    params = {"realm": REALM}
-    if not isinstance(exc, UnauthorizedError):
-        params["error"] = exc.error
-        if exc.description:
-            params["error_description"] = exc.description
-    if isinstance(exc, InsufficientScopeError) and exc.scope:
-        params["scope"] = exc.scope
-    # Values are our own ASCII words; dropping quotes keeps the header well formed.
-    rendered = ", ".join(
-        f'{name}="{value.replace(chr(34), "").replace(chr(92), "")}"'
-        for name, value in params.items()
-    )
-    return f"Bearer {rendered}"
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 async def domain_error_handler(request: Request, exc: Exception) -> Response:
@@ -151,11 +118,7 @@ async def database_error_handler(request: Request, exc: Exception) -> Response:
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled_error", extra={"path": request.url.path})
-    headers = dict(NO_STORE)
-    if request_id := current_request_id():
-        # Starlette sends this answer past the middleware that adds the header.
-        headers["X-Request-ID"] = request_id
-    return JSONResponse({"error": "server_error"}, status_code=500, headers=headers)
+    return JSONResponse({"error": "server_error"}, status_code=500, headers=NO_STORE)
 
 
 def _invalid_request(exc: RequestValidationError) -> OAuthError:
@@ -193,7 +156,7 @@ def register_error_handlers(app: FastAPI) -> None:
 
 
 async def render_error(request: Request, exc: Exception) -> Response:
-    """The answer the registered handlers give `exc`, for a path served ahead
-    of the framework stack (the token endpoint)."""
+    """The answer the registered handlers give `exc`, for a fast path that
+    renders its own errors (the token endpoint)."""
     handler = next(h for cls, h in ERROR_HANDLERS if isinstance(exc, cls))
     return await handler(request, exc)

@@ -1,11 +1,11 @@
-"""ASGI middleware that must see every request before the app does."""
+"""The body-size layer of the request pipeline (api/pipeline.py)."""
 
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authserver.core.context import annotate_request
 from authserver.core.exceptions import RequestTooLargeError
-from authserver.core.logging import annotate_request
 
 TOO_LARGE = json.dumps(
     {"error": "invalid_request", "error_description": "request body too large"}
@@ -56,9 +56,7 @@ def content_length(scope: Scope) -> int | None:
     return None
 
 
-async def reject_too_large(
-    send: Send, extra_headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
+async def reject_too_large(send: Send) -> None:
     """413 without reading the body, and close: the unread body must not be
     taken for the next request on this connection."""
     await send(
@@ -71,7 +69,6 @@ async def reject_too_large(
                 (b"cache-control", b"no-store"),
                 (b"pragma", b"no-cache"),
                 (b"connection", b"close"),
-                *(extra_headers or []),
             ],
         }
     )

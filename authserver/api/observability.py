@@ -1,17 +1,17 @@
-"""Request ids, the access-log line and the HTTP metrics: one pure ASGI middleware."""
+"""Request ids, origin, the access-log line and the HTTP metrics: one pure ASGI
+layer, the outermost of the pipeline (api/pipeline.py)."""
 
 import logging
 import re
 import time
+from collections.abc import Callable
 from functools import lru_cache
 
 from prometheus_client import Counter, Histogram
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.core import metrics
-from authserver.core.context import Origin, current_origin
-from authserver.core.logging import (
+from authserver.core.context import (
     bind_request,
     current_request,
     new_request_id,
@@ -20,7 +20,6 @@ from authserver.core.logging import (
 
 logger = logging.getLogger("authserver.access")
 
-REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is kept only when it is short and cannot smuggle anything into
 # a log line or a header: letters, digits and ._- (UUIDs, ULIDs, trace ids).
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -44,36 +43,48 @@ OTHER_METHOD = "other"
 
 
 class RequestContextMiddleware:
-    """Give each request an id (echoed as X-Request-ID) and log one line for it."""
+    """Give each request an id (echoed as X-Request-ID) and its origin (the
+    client's address, for audit records; BearerAuth adds who), then count it
+    and log one line for it."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, fast_route: Callable[[Scope], str | None] | None = None
+    ) -> None:
         self.app = app
+        # The route label of a request a fast path answers (the router puts
+        # its own in the scope), known before any layer may answer instead.
+        self.fast_route = fast_route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id = incoming_request_id(scope) or new_request_id()
-        token = bind_request(request_id)
         client = scope.get("client")
-        # Where the request came from, for audit records (BearerAuth adds who).
-        current_origin.set(Origin(ip=client[0] if client else None))
+        token = bind_request(
+            request_id,
+            ip=client[0] if client else None,
+            route=self.fast_route(scope) if self.fast_route else None,
+        )
         started = time.perf_counter()
         status = 500  # what the client gets if the app raises before answering
+
+        id_header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                # Nothing inside sets this header: append it, no header scan.
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         except BaseException:
-            # Starlette's outermost error handler logs the traceback after this
-            # returns: leave the request id bound so that line carries it too
-            # (uvicorn runs each request in its own task, so nothing leaks).
+            # The server logs the traceback after this returns: leave the
+            # request id bound so that line carries it too (uvicorn runs each
+            # request in its own task, so nothing leaks).
             finish_request(scope, status, started)
             raise
         finish_request(scope, status, started)
@@ -108,19 +119,12 @@ def _http_series(method: str, route: str, status: int) -> tuple[Histogram, Count
     )
 
 
-def finish_request(
-    scope: Scope,
-    status: int,
-    started: float,
-    *,
-    route: str | None = None,
-    request_id: str | None = None,
-) -> None:
+def finish_request(scope: Scope, status: int, started: float) -> None:
     """Record a served request: metrics, then the access line."""
     duration = time.perf_counter() - started
     method = scope["method"]
-    route = route or route_template(scope)
     context = current_request()
+    route = (context.route if context else None) or route_template(scope)
     latency, requests = _http_series(method, route, status)
     latency.observe(duration)
     requests.inc()
@@ -150,7 +154,5 @@ def finish_request(
             ),
             "error": context.error if context else None,
             "client_ip": client[0] if client else None,
-            # Outside RequestContextMiddleware nothing bound the id: pass it.
-            **({"request_id": request_id} if request_id else {}),
         },
     )

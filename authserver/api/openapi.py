@@ -6,7 +6,7 @@ schema FastAPI cannot infer is declared here once.
 
 from typing import Any
 
-from authserver.api.deps import FORM_CONTENT_TYPE
+from authserver.api.oauth_wire import FORM_CONTENT_TYPE
 
 STRING: dict[str, Any] = {"type": "string"}
 SECRET: dict[str, Any] = {"type": "string", "format": "password"}

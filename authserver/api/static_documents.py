@@ -1,20 +1,16 @@
-"""The public documents (JWKS, discovery), answered before the framework stack.
+"""The public documents (JWKS, discovery): a fast path of the request pipeline.
 
 Resource servers and clients fetch them often and they never touch the
-database: going through every middleware, the router and dependency injection
-would cost several times the work of the answer itself. This path keeps what
-matters of the stack: the X-Request-ID echo, the HTTP metrics and an access
-line (at DEBUG, like health probes: machines polling a cacheable document).
+database: FastAPI's router and dependency injection would cost several times
+the work of the answer itself. The pipeline's layers (api/pipeline.py) give
+these answers the X-Request-ID echo, the HTTP metrics and an access line (at
+DEBUG, like health probes: machines polling a cacheable document).
 """
-
-import time
 
 from starlette.types import Receive, Scope, Send
 
-from authserver.api.observability import finish_request, incoming_request_id
 from authserver.api.v1.well_known import discovery_headers, jwks_answer
 from authserver.core.config import Settings
-from authserver.core.logging import new_request_id
 from authserver.services.keystore import KeyStore
 
 JWKS_PATH = "/.well-known/jwks.json"
@@ -37,16 +33,13 @@ class StaticDocuments:
         self.discovery_headers = discovery_headers(settings)  # fixed until restart
 
     @staticmethod
-    def handles(scope: Scope) -> bool:
-        return (
-            scope["type"] == "http"
-            and scope["method"] in READ_METHODS
-            and scope["path"] in PATHS
-        )
+    def route(scope: Scope) -> str | None:
+        path: str = scope["path"]
+        if path in PATHS and scope["method"] in READ_METHODS:
+            return path
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        request_id = incoming_request_id(scope) or new_request_id()
         path = scope["path"]
         if path == JWKS_PATH:
             status, headers, body = jwks_answer(
@@ -57,13 +50,11 @@ class StaticDocuments:
             body = self.discovery_json
         raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         raw.append((b"content-length", str(len(body)).encode()))
-        raw.append((b"x-request-id", request_id.encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw})
         # HEAD: the GET's headers, Content-Length included, and no body.
         if scope["method"] == "HEAD":
             body = b""
         await send({"type": "http.response.body", "body": body})
-        finish_request(scope, status, started, route=path, request_id=request_id)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -1,15 +1,80 @@
-"""Who and where: per-request (or per-command) context for audit records."""
+"""The request (or CLI invocation) in flight: its id, who and where, and what
+the access line reports. One bag, bound once, read by logging and auditing."""
 
-from contextvars import ContextVar
+import uuid
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
-class Origin:
-    """The actor behind the current operation and where it came from."""
+@dataclass
+class RequestContext:
+    """What the access line and the audit records need to know of the request.
 
+    Mutable on purpose: code running in a copied context (a thread, a task)
+    still updates the one object the request-context layer reads at the end.
+    """
+
+    request_id: str
     actor: str | None = None  # "user:<uuid>", "client:<id>", "cli:<os user>"
     ip: str | None = None
+    client_id: str | None = None
+    grant_type: str | None = None
+    error: str | None = None
+    route: str | None = None  # a fast path's label (routes are in the scope)
 
 
-current_origin: ContextVar[Origin] = ContextVar("current_origin", default=Origin())
+_current: ContextVar[RequestContext | None] = ContextVar(
+    "authserver_request", default=None
+)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def bind_request(
+    request_id: str | None,
+    *,
+    actor: str | None = None,
+    ip: str | None = None,
+    route: str | None = None,
+) -> Token[RequestContext | None]:
+    """Start a request (or CLI invocation) context, or none; returns the reset token."""
+    if not request_id:
+        return _current.set(None)
+    return _current.set(RequestContext(request_id, actor=actor, ip=ip, route=route))
+
+
+def reset_request(token: Token[RequestContext | None]) -> None:
+    _current.reset(token)
+
+
+def current_request() -> RequestContext | None:
+    return _current.get()
+
+
+def current_request_id() -> str | None:
+    """The id of the request (or CLI invocation) being served, if any."""
+    context = _current.get()
+    return context.request_id if context else None
+
+
+def annotate_request(
+    *,
+    client_id: str | None = None,
+    grant_type: str | None = None,
+    error: str | None = None,
+    actor: str | None = None,
+) -> None:
+    """Note the client, grant type, error code or actor of the request in flight."""
+    context = _current.get()
+    if context is None:
+        return
+    if client_id is not None:
+        context.client_id = client_id
+    if grant_type is not None:
+        context.grant_type = grant_type
+    if error is not None:
+        context.error = error
+    if actor is not None:
+        context.actor = actor

@@ -2,9 +2,16 @@
 
 from typing import ClassVar
 
+REALM = "authserver"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
-class OAuthError(Exception):
-    """An error rendered as an RFC 6749 §5.2 JSON response."""
+
+class AuthServerError(Exception):
+    """The root of every failure this server raises on purpose."""
+
+
+class OAuthError(AuthServerError):
+    """An error rendered as an RFC 6749 §5.2 JSON response, with its own headers."""
 
     error: ClassVar[str] = "server_error"
     status_code: ClassVar[int] = 500
@@ -15,6 +22,11 @@ class OAuthError(Exception):
         super().__init__(detail or description or self.error)
         self.description = description  # sent to the client: ASCII, no secrets
         self.detail = detail  # logged only
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers this error calls for (never cached)."""
+        return dict(NO_STORE)
 
 
 class InvalidRequestError(OAuthError):
@@ -33,6 +45,13 @@ class InvalidClientError(OAuthError):
         detail: str | None = None,
     ) -> None:
         super().__init__(description, detail=detail)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        # RFC 9110 §15.5.2: every 401 carries a challenge; Basic is the scheme
+        # the token endpoint accepts, whichever way the client tried (RFC 6749
+        # §5.2 requires it when the client used the Authorization header).
+        return {**super().headers, "WWW-Authenticate": f'Basic realm="{REALM}"'}
 
 
 class InvalidGrantError(OAuthError):
@@ -74,6 +93,10 @@ class TemporarilyUnavailableError(OAuthError):
         super().__init__(description, detail=detail)
         self.retry_after = retry_after  # seconds, sent as Retry-After
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {**super().headers, "Retry-After": str(self.retry_after)}
+
 
 class DatabaseUnavailableError(TemporarilyUnavailableError):
     """The database cannot be reached, or its circuit breaker is open."""
@@ -82,12 +105,30 @@ class DatabaseUnavailableError(TemporarilyUnavailableError):
 class BearerError(OAuthError):
     """A protected resource refused the request (RFC 6750 §3): a Bearer challenge."""
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {**super().headers, "WWW-Authenticate": self.challenge()}
 
-class UnauthorizedError(BearerError):
-    """No bearer token at all: the challenge carries no error code (RFC 6750 §3.1)."""
+    def challenge(self) -> str:
+        """The RFC 6750 §3 challenge for this error."""
+        return _bearer_challenge(self._challenge_params())
 
-    error = "unauthorized"
+    def _challenge_params(self) -> dict[str, str]:
+        params = {"realm": REALM, "error": self.error}
+        if self.description:
+            params["error_description"] = self.description
+        return params
+
+
+class MissingTokenError(BearerError):
+    """No bearer token at all (RFC 6750 §3.1): the challenge carries no error
+    code; the body says invalid_request, the one RFC 6750 code that fits."""
+
+    error = "invalid_request"
     status_code = 401
+
+    def _challenge_params(self) -> dict[str, str]:
+        return {"realm": REALM}
 
 
 class InvalidTokenError(BearerError):
@@ -109,8 +150,23 @@ class InsufficientScopeError(BearerError):
         super().__init__(description, detail=detail)
         self.scope = scope  # the scope the request needs, when one would do
 
+    def _challenge_params(self) -> dict[str, str]:
+        params = super()._challenge_params()
+        if self.scope:
+            params["scope"] = self.scope
+        return params
 
-class DomainError(Exception):
+
+def _bearer_challenge(params: dict[str, str]) -> str:
+    # Values are our own ASCII words; dropping quotes keeps the header well formed.
+    rendered = ", ".join(
+        f'{name}="{value.replace(chr(34), "").replace(chr(92), "")}"'
+        for name, value in params.items()
+    )
+    return f"Bearer {rendered}"
+
+
+class DomainError(AuthServerError):
     """A non-protocol failure with a message safe to show an admin or client."""
 
 
@@ -128,5 +184,5 @@ class InvalidValueError(DomainError):
         self.field = field  # the input field at fault, when there is one
 
 
-class TokenError(Exception):
+class TokenError(AuthServerError):
     """A JWT failed verification; the message says why (for logs only)."""

@@ -2,19 +2,18 @@
 
 One handler on the root logger writes every record, ours and the libraries',
 as one JSON object per line: timestamp, level, logger, message, request_id and
-the event's `extra` fields. The request id lives in a ContextVar set once per
-request (or per CLI invocation); a filter copies it onto every record.
+the event's `extra` fields. The request id lives in the request context
+(core.context), bound once per request or CLI invocation; a filter copies it
+onto every record.
 """
 
 import json
 import logging
 import sys
-import uuid
-from contextvars import ContextVar, Token
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal, TextIO
 
+from authserver.core.context import current_request_id
 from authserver.core.redaction import redact, redact_mapping, scrub_text
 
 LogFormat = Literal["json", "console"]
@@ -30,66 +29,6 @@ _NOT_EXTRA = (
 
 # uvicorn's loggers: ours take them over so their lines are JSON too.
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
-
-
-@dataclass
-class RequestContext:
-    """What the access-log line needs to know about the request in flight.
-
-    Mutable on purpose: code running in a copied context (a thread, a task)
-    still updates the one object the middleware reads at the end.
-    """
-
-    request_id: str
-    client_id: str | None = None
-    grant_type: str | None = None
-    error: str | None = None
-
-
-_current: ContextVar[RequestContext | None] = ContextVar(
-    "authserver_request", default=None
-)
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex
-
-
-def bind_request(request_id: str | None) -> Token[RequestContext | None]:
-    """Start a request (or CLI invocation) context, or none; returns the reset token."""
-    return _current.set(RequestContext(request_id) if request_id else None)
-
-
-def reset_request(token: Token[RequestContext | None]) -> None:
-    _current.reset(token)
-
-
-def current_request() -> RequestContext | None:
-    return _current.get()
-
-
-def current_request_id() -> str | None:
-    """The id of the request (or CLI invocation) being served, if any."""
-    context = _current.get()
-    return context.request_id if context else None
-
-
-def annotate_request(
-    *,
-    client_id: str | None = None,
-    grant_type: str | None = None,
-    error: str | None = None,
-) -> None:
-    """Note the client, the grant type or the error code for the access-log line."""
-    context = _current.get()
-    if context is None:
-        return
-    if client_id is not None:
-        context.client_id = client_id
-    if grant_type is not None:
-        context.grant_type = grant_type
-    if error is not None:
-        context.error = error
 
 
 class RequestIdFilter(logging.Filter):

@@ -35,7 +35,7 @@ class ClientRepository:
         try:
             await self.session.flush()
         except IntegrityError as exc:
-            await self.session.rollback()
+            # The transaction is unusable now: the unit of work ends it.
             raise AlreadyExistsError(f"client {data.client_id!r} exists") from exc
         return client
 

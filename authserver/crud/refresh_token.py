@@ -23,7 +23,7 @@ from authserver.crud.rotation_batch import (
     owner_may_use,
     rotate_many,
 )
-from authserver.db.session import dialect_name, use_autocommit
+from authserver.db.session import dialect_name
 from authserver.models import RefreshToken, User
 
 _TOKENS = cast(Table, RefreshToken.__table__)
@@ -110,6 +110,14 @@ class RefreshTokenRepository:
         )
         return record, owner
 
+    async def rotate_batched(self, row: RotationRow) -> bool | None:
+        """`rotate_into`, in a statement shared with the rotations of concurrent
+        requests (PostgreSQL with a batcher: crud.rotation_batch); None when
+        there is no batch to join or the batch failed: run `rotate_into`."""
+        if self.batcher is None or dialect_name(self.session) != "postgresql":
+            return None
+        return await self.batcher.rotate(row)
+
     async def rotate_into(self, row: RotationRow) -> bool:
         """Mark a live token used and store its child, atomically.
 
@@ -119,17 +127,11 @@ class RefreshTokenRepository:
         The conditional UPDATE is the single-use guard: of two concurrent
         rotations exactly one matches (PostgreSQL re-checks the WHERE after
         the first commits; SQLite runs writers one at a time). PostgreSQL runs
-        both in one statement, shared with the rotations of concurrent requests
-        when there is a batcher (crud.rotation_batch); SQLite, which has no
+        both in one atomic statement (no transaction needed: the caller's
+        unit of work may run it in autocommit); SQLite, which has no
         data-modifying CTEs, runs them in the session's transaction.
         """
         if dialect_name(self.session) == "postgresql":
-            if self.batcher is not None:
-                won = await self.batcher.rotate(row)
-                if won is not None:
-                    return won
-            # Alone: one atomic statement, no transaction needed.
-            await use_autocommit(self.session)
             return row.child_jti in await rotate_many(self.session, [row])
         consumed = await self.session.execute(
             _CONSUME, {name: getattr(row, name) for name in _CONSUME_PARAMS}

@@ -2,33 +2,17 @@
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authserver.core.exceptions import AlreadyExistsError
+from authserver.core.lockout import LockPolicy
 from authserver.crud.common import rowcount
 from authserver.models import User
 from authserver.schemas.user import UserCreate, username_key
-
-
-@dataclass(frozen=True)
-class LockPolicy:
-    """After `threshold` failures, lock for base * 2^(extra failures), capped."""
-
-    threshold: int
-    base: timedelta
-    cap: timedelta
-
-    def until(self, failures: int, now: datetime) -> datetime | None:
-        if self.threshold <= 0 or failures < self.threshold:
-            return None
-        exponent = min(failures - self.threshold, 20)  # 2^20 * base caps anyway
-        lock: timedelta = min(self.base * (2**exponent), self.cap)
-        return now + lock
 
 
 class UserRepository:
@@ -145,7 +129,7 @@ class UserRepository:
         try:
             await self.session.flush()
         except IntegrityError as exc:
-            await self.session.rollback()
+            # The transaction is unusable now: the unit of work ends it.
             raise AlreadyExistsError(conflict) from exc
 
 

@@ -1,8 +1,6 @@
 """Engine and session factories shared by the API, the CLI and the tests."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
@@ -83,36 +81,3 @@ def dialect_name(session: AsyncSession) -> str:
     bind = session.bind
     assert bind is not None, "sessions come from a factory bound to the engine"
     return bind.dialect.name
-
-
-async def use_autocommit(session: AsyncSession) -> None:
-    """On PostgreSQL, run the session's statements outside a transaction.
-
-    For a path whose every write is a single atomic statement, this saves the
-    BEGIN and COMMIT round trips. It lasts until the session is committed or
-    closed: a path that then needs a transaction closes the session first.
-    Called again while it lasts, it does nothing; call it right before the
-    first statement, so the connection is not held while nothing runs on it.
-    On SQLite it does nothing: there every transaction takes the one write
-    lock up front (BEGIN IMMEDIATE), which such a path relies on instead.
-    """
-    if dialect_name(session) != "postgresql":
-        return
-    if session.in_transaction():
-        connection = (await session.connection()).sync_connection
-        assert connection is not None  # the session's transaction holds one
-        if connection.get_execution_options().get("isolation_level") == AUTOCOMMIT:
-            return
-        await session.commit()  # a read done before (the client lookup)
-    await session.connection(execution_options={"isolation_level": AUTOCOMMIT})
-
-
-@asynccontextmanager
-async def session_scope(settings: Settings) -> AsyncIterator[AsyncSession]:
-    """One engine and session for a CLI command; rolled back unless committed."""
-    engine = create_engine(settings)
-    try:
-        async with create_session_factory(engine)() as session:
-            yield session
-    finally:
-        await engine.dispose()

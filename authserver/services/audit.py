@@ -9,8 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authserver.core.context import current_origin
-from authserver.core.logging import current_request_id
+from authserver.core.context import current_request
 from authserver.crud.audit import AuditRepository
 from authserver.models.audit import AuditEvent
 
@@ -26,15 +25,17 @@ async def record(
     level: int = logging.INFO,
     **detail: Any,
 ) -> None:
-    origin = current_origin.get()
-    request_id = current_request_id()
+    context = current_request()
+    actor = context.actor if context else None
+    ip = context.ip if context else None
+    request_id = context.request_id if context else None
     await AuditRepository(session).add(
         AuditEvent(
             event=event,
-            actor=origin.actor,
+            actor=actor,
             subject=subject,
             client_id=client_id,
-            ip=origin.ip,
+            ip=ip,
             request_id=request_id,
             detail=detail or None,
         )
@@ -44,10 +45,10 @@ async def record(
         event,
         extra={
             "audit": True,
-            "actor": origin.actor,
+            "actor": actor,
             "subject": subject,
             "client_id": client_id,
-            "ip": origin.ip,
+            "ip": ip,
             **detail,
         },
     )

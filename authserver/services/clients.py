@@ -6,12 +6,12 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from authserver.core.context import annotate_request
 from authserver.core.exceptions import (
     InvalidClientError,
     InvalidValueError,
     NotFoundError,
 )
-from authserver.core.logging import annotate_request
 from authserver.core.security import (
     DUMMY_CLIENT_SECRET_HASH,
     generate_client_secret,

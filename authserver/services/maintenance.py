@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.revoked_token import RevokedTokenRepository
 from authserver.db.session import SessionFactory
+from authserver.db.unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -17,15 +18,15 @@ KEEP_EXPIRED_FOR = timedelta(days=1)
 async def purge_once(session_factory: SessionFactory) -> int:
     """Delete what nothing can need any more; return the rows deleted."""
     now = datetime.now(UTC)
-    async with session_factory() as session:
-        deleted = await RefreshTokenRepository(session).purge(
+    async with UnitOfWork(session_factory) as uow:
+        deleted = await RefreshTokenRepository(uow.session).purge(
             now=now, keep_expired_for=KEEP_EXPIRED_FOR
         )
         # The margin also covers workers whose clocks lag behind ours.
-        deleted += await RevokedTokenRepository(session).purge(
+        deleted += await RevokedTokenRepository(uow.session).purge(
             now=now, keep_expired_for=KEEP_EXPIRED_FOR
         )
-        await session.commit()
+        await uow.commit()
     return deleted
 
 

@@ -40,7 +40,7 @@ async def revoke(
     for attempt in attempts:
         if await attempt(ctx, token, client):
             break
-    await ctx.session.commit()
+    await ctx.uow.commit()
 
 
 async def _revoke_access(ctx: TokenContext, token: str, client: Client) -> bool:

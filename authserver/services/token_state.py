@@ -20,6 +20,7 @@ from authserver.crud.client import ClientRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.revoked_token import RevokedTokenRepository
 from authserver.crud.user import UserRepository
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import Client, RefreshToken, User
 from authserver.services.tokens import TokenService
 
@@ -41,7 +42,7 @@ class AccessGrant:
 class TokenContext:
     """Everything the checks need, built once per request."""
 
-    session: AsyncSession
+    uow: UnitOfWork
     tokens: TokenService
     users: UserRepository
     clients: ClientRepository
@@ -49,12 +50,17 @@ class TokenContext:
     revoked: RevokedTokenRepository
     now: datetime
 
+    @property
+    def session(self) -> AsyncSession:
+        return self.uow.session
+
     @classmethod
     def create(
-        cls, session: AsyncSession, tokens: TokenService, now: datetime
+        cls, uow: UnitOfWork, tokens: TokenService, now: datetime
     ) -> "TokenContext":
+        session = uow.session
         return cls(
-            session=session,
+            uow=uow,
             tokens=tokens,
             users=UserRepository(session),
             clients=ClientRepository(session),

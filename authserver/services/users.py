@@ -1,23 +1,26 @@
 """User operations shared by the API and authctl; each rule lives here once.
 
 Disabling, deleting or re-passwording a user revokes their refresh tokens in the
-same transaction. Callers own the unit of work and commit once, except where a
+same transaction. Callers commit the unit of work once, except where a
 refused password must be stored before the error is raised.
 """
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal, NoReturn
 
+from authserver.core.clock import Clock, utc_now
 from authserver.core.exceptions import (
     AlreadyExistsError,
     InvalidValueError,
     NotFoundError,
 )
+from authserver.core.lockout import LockPolicy
 from authserver.core.security import password_problem
 from authserver.crud.refresh_token import RefreshTokenRepository
-from authserver.crud.user import LockPolicy, UserRepository
+from authserver.crud.user import UserRepository
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import User
 from authserver.schemas.user import UserCreate
 from authserver.services import audit
@@ -70,6 +73,23 @@ class UserService:
     users: UserRepository
     refresh_tokens: RefreshTokenRepository
     hasher: PasswordHasher
+    # None: the unit of work of the repositories' session, owned by the caller.
+    uow: UnitOfWork | None = None
+    clock: Clock = utc_now
+
+    @classmethod
+    def over(
+        cls, uow: UnitOfWork, hasher: PasswordHasher, *, clock: Clock = utc_now
+    ) -> "UserService":
+        """The service with its repositories in the unit of work's session."""
+        session = uow.session
+        return cls(
+            UserRepository(session), RefreshTokenRepository(session), hasher, uow, clock
+        )
+
+    def __post_init__(self) -> None:
+        if self.uow is None:
+            self.uow = UnitOfWork.joining(self.users.session)
 
     async def resolve(self, ref: str) -> User:
         """A user by UUID or username; NotFoundError if there is none."""
@@ -98,7 +118,7 @@ class UserService:
         problem = password_problem(password)
         if problem:
             raise InvalidValueError(problem)
-        now = datetime.now(UTC)
+        now = self.clock()
         password_hash = await self.hasher.hash(password)
         await self.users.set_password_hash(user, password_hash, changed_at=now)
         revoked = await self.refresh_tokens.revoke_for_user(user.id, at=now)
@@ -117,7 +137,7 @@ class UserService:
         revoked = 0
         if not active:
             revoked = await self.refresh_tokens.revoke_for_user(
-                user.id, at=datetime.now(UTC)
+                user.id, at=self.clock()
             )
         await audit.record(
             self.users.session,
@@ -138,7 +158,7 @@ class UserService:
 
     async def delete(self, user: User) -> None:
         """Delete the user; their refresh tokens go with them (ON DELETE CASCADE)."""
-        await self.refresh_tokens.revoke_for_user(user.id, at=datetime.now(UTC))
+        await self.refresh_tokens.revoke_for_user(user.id, at=self.clock())
         subject = str(user.id)
         await self.users.delete(user)
         await audit.record(self.users.session, "user_deleted", subject=subject)
@@ -167,7 +187,7 @@ class UserService:
             self.hasher,
             user,
             current,
-            now=datetime.now(UTC),
+            now=self.clock(),
             lock_policy=lock_policy,
         )
         if check.refusal is not None:
@@ -188,7 +208,8 @@ class UserService:
         )
         # Commit before raising: the error ends the request's unit of work, and
         # the failure count and the audit row must outlive it.
-        await session.commit()
+        assert self.uow is not None  # set by __post_init__
+        await self.uow.commit()
         # Locked reads the same as wrong, as at the token endpoint: the answer
         # must not tell a guesser that the lock has started.
         raise InvalidValueError(

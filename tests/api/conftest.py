@@ -6,19 +6,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi import FastAPI
 
-from authserver.api.token_endpoint import TokenEndpoint, utc_now
+from authserver.api.state import app_state
+from authserver.core.clock import utc_now
 
 
 @pytest.fixture
 def clock(app: FastAPI) -> Iterator[Callable[[timedelta], None]]:
-    """Move the token endpoint's clock forward by a delta."""
+    """Move the app's clock (every path's "now") forward by a delta."""
     offset = timedelta(0)
-    endpoint: TokenEndpoint = app.state.token_endpoint
+    state = app_state(app)
 
     def advance(delta: timedelta) -> None:
         nonlocal offset
         offset += delta
 
-    endpoint.clock = lambda: datetime.now(UTC) + offset
+    state.clock = lambda: datetime.now(UTC) + offset
     yield advance
-    endpoint.clock = utc_now
+    state.clock = utc_now

@@ -11,6 +11,7 @@ from typing import Any
 import httpx2
 from joserfc.jwk import RSAKey
 
+from authserver.api.state import app_state
 from authserver.core.security import sign_jwt
 from tests.conftest import TEST_ISSUER
 from tests.factories import DEFAULT_PASSWORD, TestClient
@@ -145,18 +146,18 @@ def access_claims(
 
 def sign_token(app: Any, claims: dict[str, Any], *, typ: str = "at+jwt") -> str:
     """Signed with the server's own current key: only the claims can be wrong."""
-    return sign_jwt(app.state.keystore.view().signing_key, claims, typ=typ)
+    return sign_jwt(app_state(app).keystore.view().signing_key, claims, typ=typ)
 
 
 def forged_token(app: Any, claims: dict[str, Any]) -> str:
     """Signed by a stranger's key that claims the server's kid."""
-    kid = app.state.keystore.view().signing_key.kid
+    kid = app_state(app).keystore.view().signing_key.kid
     stranger = RSAKey.generate_key(2048, parameters={"kid": kid})
     return sign_jwt(stranger, claims, typ="at+jwt")
 
 
 def unsigned_token(app: Any, claims: dict[str, Any]) -> str:
-    kid = app.state.keystore.view().signing_key.kid
+    kid = app_state(app).keystore.view().signing_key.kid
     header = {"alg": "none", "typ": "at+jwt", "kid": kid}
     encoded = [_b64(json.dumps(part).encode()) for part in (header, claims)]
     return ".".join(encoded) + "."
@@ -164,7 +165,7 @@ def unsigned_token(app: Any, claims: dict[str, Any]) -> str:
 
 def hs256_with_public_key(app: Any, claims: dict[str, Any]) -> str:
     """The classic confusion attack: HMAC keyed with the published RSA key."""
-    key = app.state.keystore.view().signing_key
+    key = app_state(app).keystore.view().signing_key
     header = {"alg": "HS256", "typ": "at+jwt", "kid": key.kid}
     signing_input = ".".join(
         _b64(json.dumps(part).encode()) for part in (header, claims)

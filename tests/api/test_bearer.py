@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from authserver.api.state import app_state
 from authserver.crud.client import ClientRepository
 from authserver.crud.user import UserRepository
 from tests.api.helpers import (
@@ -45,7 +46,7 @@ async def test_no_bearer_token_gets_a_bare_challenge(api, headers):
 
     assert_bearer_error(response, 401, None)
     assert response.headers["www-authenticate"] == 'Bearer realm="authserver"'
-    assert response.json()["error"] == "unauthorized"
+    assert response.json()["error"] == "invalid_request"
 
 
 async def _revoked(api, app, client, user):
@@ -65,13 +66,13 @@ async def _id_token(api, app, client, user):
 
 
 async def _other_audience(api, app, client, user):
-    other = await make_client(app.state.session_factory, audience="urn:orders")
+    other = await make_client(app_state(app).session_factory, audience="urn:orders")
     return (await user_tokens(api, other, user.username))["access_token"]
 
 
 async def _password_changed(api, app, client, user):
     access = (await user_tokens(api, client, user.username))["access_token"]
-    async with app.state.session_factory() as session:
+    async with app_state(app).session_factory() as session:
         stored = await UserRepository(session).get(user.id)
         stored.password_changed_at = datetime.now(UTC) + timedelta(seconds=2)
         await session.commit()
@@ -80,7 +81,7 @@ async def _password_changed(api, app, client, user):
 
 async def _user_disabled(api, app, client, user):
     access = (await user_tokens(api, client, user.username))["access_token"]
-    async with app.state.session_factory() as session:
+    async with app_state(app).session_factory() as session:
         service = user_service(session)
         await service.set_active(await service.users.get(user.id), False)
         await session.commit()
@@ -89,7 +90,7 @@ async def _user_disabled(api, app, client, user):
 
 async def _user_deleted(api, app, client, user):
     access = (await user_tokens(api, client, user.username))["access_token"]
-    async with app.state.session_factory() as session:
+    async with app_state(app).session_factory() as session:
         service = user_service(session)
         await service.delete(await service.users.get(user.id))
         await session.commit()
@@ -98,7 +99,7 @@ async def _user_deleted(api, app, client, user):
 
 async def _client_deleted(api, app, client, user):
     access = (await user_tokens(api, client, user.username))["access_token"]
-    async with app.state.session_factory() as session:
+    async with app_state(app).session_factory() as session:
         repo = ClientRepository(session)
         await repo.delete(await repo.get(client.client.id))
         await session.commit()

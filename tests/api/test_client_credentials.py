@@ -2,6 +2,7 @@
 
 import pytest
 
+from authserver.api.state import app_state
 from authserver.services.clients import ClientCache
 from tests.api.helpers import (
     ME_URL,
@@ -139,13 +140,13 @@ async def test_a_cached_client_needs_no_database_session(api, app, session_facto
         return session_factory()
 
     # Not monkeypatch: it deletes, rather than restores, a Starlette State entry.
-    saved = app.state.client_cache, app.state.session_factory
-    app.state.client_cache = ClientCache(ttl=60)
-    app.state.session_factory = counting_factory
+    saved = app_state(app).client_cache, app_state(app).session_factory
+    app_state(app).client_cache = ClientCache(ttl=60)
+    app_state(app).session_factory = counting_factory
     try:
         tokens(await client_credentials_grant(api, client))  # reads the client
         tokens(await client_credentials_grant(api, client))  # from the cache
     finally:
-        app.state.client_cache, app.state.session_factory = saved
+        app_state(app).client_cache, app_state(app).session_factory = saved
 
     assert len(opened) == 1

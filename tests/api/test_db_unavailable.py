@@ -7,6 +7,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
+from authserver.api.state import app_state
 from authserver.core.config import Settings
 from authserver.db.breaker import DatabaseBreaker, install_breaker
 from authserver.db.session import create_engine, create_session_factory
@@ -35,13 +36,13 @@ async def unreachable_db(
     engine = create_engine(settings.model_copy(update={"database_url": url}))
     breaker = DatabaseBreaker(failure_threshold=THRESHOLD, recovery_timeout=30)
     install_breaker(engine, breaker)
-    saved = app.state.session_factory, app.state.db_breaker
-    app.state.session_factory = create_session_factory(engine)
-    app.state.db_breaker = breaker
+    saved = app_state(app).session_factory, app_state(app).db_breaker
+    app_state(app).session_factory = create_session_factory(engine)
+    app_state(app).db_breaker = breaker
     try:
         yield breaker
     finally:
-        app.state.session_factory, app.state.db_breaker = saved
+        app_state(app).session_factory, app_state(app).db_breaker = saved
         await engine.dispose()
 
 
@@ -96,8 +97,8 @@ async def test_readiness_says_which_check_failed(api, unreachable_db):
 async def test_open_breaker_then_recovery(api, app, session_factory):
     client = await make_client(session_factory)
     user = await make_user(session_factory)
-    breaker: DatabaseBreaker = app.state.db_breaker
-    trip(breaker, app.state.settings.db_breaker_failure_threshold)
+    breaker: DatabaseBreaker = app_state(app).db_breaker
+    trip(breaker, app_state(app).settings.db_breaker_failure_threshold)
     try:
         refused = await password_grant(api, client, user.username)
         assert_unavailable(refused)

@@ -1,5 +1,6 @@
 """GET /health/live and /health/ready."""
 
+from authserver.api.state import app_state
 from authserver.api.v1 import health
 from authserver.services.keystore import KeyStoreError
 
@@ -27,7 +28,7 @@ async def test_not_ready_without_a_signing_key(api, app, monkeypatch):
     def no_keys(*_args: object) -> None:
         raise KeyStoreError("no active signing key in the key store")
 
-    monkeypatch.setattr(app.state.keystore, "view", no_keys)
+    monkeypatch.setattr(app_state(app).keystore, "view", no_keys)
 
     response = await api.get("/health/ready")
 
@@ -45,7 +46,7 @@ async def test_a_slow_database_is_not_ready_and_counts_as_a_failure(
         raise TimeoutError
 
     monkeypatch.setattr(health, "ping", hangs)
-    breaker = app.state.db_breaker
+    breaker = app_state(app).db_breaker
 
     try:
         response = await api.get("/health/ready")

@@ -2,6 +2,7 @@
 
 import pytest
 
+from authserver.api.state import app_state
 from authserver.crud.user import UserRepository
 from tests.api.helpers import (
     INTROSPECT_URL,
@@ -117,7 +118,7 @@ async def _refresh_revoked(api, app, client, user):
 
 async def _user_disabled(api, app, client, user):
     access = (await user_tokens(api, client, user.username))["access_token"]
-    async with app.state.session_factory() as session:
+    async with app_state(app).session_factory() as session:
         service = user_service(session)
         await service.set_active(await service.users.get(user.id), False)
         await session.commit()
@@ -126,7 +127,7 @@ async def _user_disabled(api, app, client, user):
 
 async def _user_deleted(api, app, client, user):
     access = (await user_tokens(api, client, user.username))["access_token"]
-    async with app.state.session_factory() as session:
+    async with app_state(app).session_factory() as session:
         service = user_service(session)
         await service.delete(await UserRepository(session).get(user.id))
         await session.commit()

@@ -14,7 +14,10 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
+from authserver.api.pipeline import Dispatcher, build_pipeline
+from authserver.api.state import app_state
 from authserver.api.token_endpoint import TokenEndpoint
+from authserver.main import AuthServerApp
 from tests import factories
 from tests.api.helpers import TOKEN_URL, assert_oauth_error, tokens
 from tests.conftest import TEST_ISSUER
@@ -59,33 +62,34 @@ async def oversized_chunks(size: int) -> AsyncIterator[bytes]:
 
 @pytest.fixture
 async def routed(app: FastAPI, clean_db: None) -> AsyncIterator[httpx2.AsyncClient]:
-    """A client whose requests skip the fast path and go through FastAPI's router.
+    """A client whose requests skip the fast paths and go through FastAPI's router.
 
     Built like `api` (the session-wide `app` already ran its lifespan): same
-    base URL, same app and settings, only AuthServerApp.__call__ is bypassed.
+    base URL, same app, settings and pipeline layers; only the dispatcher's
+    fast paths are left out.
     """
-
-    async def through_fastapi(scope: Any, receive: Any, send: Any) -> None:
-        await FastAPI.__call__(app, scope, receive, send)
-
+    assert isinstance(app, AuthServerApp)
+    settings = app_state(app).settings
+    through_fastapi = build_pipeline(
+        Dispatcher(app.framework, ()), max_body_bytes=settings.max_body_bytes
+    )
     transport = httpx2.ASGITransport(app=through_fastapi)
     async with httpx2.AsyncClient(transport=transport, base_url=TEST_ISSUER) as client:
         yield client
 
 
 @pytest.fixture
-def served_by(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def served_by(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Which way each token request reached TokenEndpoint.respond: "fast" or
     "router" (the router puts the matched route in the scope)."""
-    endpoint: TokenEndpoint = app.state.token_endpoint
-    original = endpoint.respond
+    original = TokenEndpoint.respond
     ways: list[str] = []
 
-    async def spy(request: Request) -> Response:
+    async def spy(self: TokenEndpoint, request: Request) -> Response:
         ways.append("router" if "route" in request.scope else "fast")
-        return await original(request)
+        return await original(self, request)
 
-    monkeypatch.setattr(endpoint, "respond", spy)
+    monkeypatch.setattr(TokenEndpoint, "respond", spy)
     return ways
 
 

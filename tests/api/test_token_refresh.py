@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
+from authserver.api.state import app_state
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.main import create_app
 from tests.api.helpers import (
@@ -59,7 +60,7 @@ async def test_refresh_rotates_and_old_access_token_stays_valid(
     assert second["refresh_token"] != first["refresh_token"]
     assert second["access_token"] != first["access_token"]
     assert second["scope"] == first["scope"]
-    claims = app.state.tokens.verify_access(
+    claims = app_state(app).tokens.verify_access(
         first["access_token"], now=datetime.now(UTC)
     )
     assert claims["sub"] == str(user.id)
@@ -161,7 +162,7 @@ async def test_family_cannot_outlive_its_absolute_lifetime(
         client, _, first = await login(capped, session_factory)
         offset = timedelta(0)
         capped_app = capped._transport.app  # type: ignore[attr-defined]
-        capped_app.state.token_endpoint.clock = lambda: datetime.now(UTC) + offset
+        app_state(capped_app).clock = lambda: datetime.now(UTC) + offset
         offset = timedelta(seconds=90)
         second = tokens(await refresh_grant(capped, client, first["refresh_token"]))
         offset = timedelta(seconds=140)
@@ -281,7 +282,7 @@ async def test_forged_refresh_tokens_are_invalid_grant(
     api, session_factory, app, forgery
 ):
     client, _, first = await login(api, session_factory)
-    real = app.state.keystore.view()
+    real = app_state(app).keystore.view()
     kid = real.signing_key.kid
     claims = jwt.decode(
         first["refresh_token"], real.refresh_verify_keys, algorithms=["HS256"]
@@ -393,7 +394,7 @@ async def test_refresh_tokens_carry_a_mac_the_published_keys_cannot_check(
     api, session_factory, app
 ):
     client, _, first = await login(api, session_factory)
-    view = app.state.keystore.view()
+    view = app_state(app).keystore.view()
     jwks = (await api.get("/.well-known/jwks.json")).json()
 
     header, claims = unverified(first["refresh_token"])

@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from authserver.core.lockout import LockPolicy
 from authserver.crud.audit import AuditRepository
-from authserver.crud.user import LockPolicy, UserRepository
+from authserver.crud.user import UserRepository
 from authserver.services.keystore import keystore_from_settings
 from tests.cli.conftest import Cli
 from tests.cli.helpers import failed, ok, one_error_line

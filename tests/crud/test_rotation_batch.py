@@ -261,16 +261,16 @@ async def test_a_failed_batch_leaves_each_rotation_to_its_own_request(
         child = _record_like(parent)
         async with session_factory() as session:
             repository = RefreshTokenRepository(session, batcher)
-            won = await repository.rotate_into(
-                RotationRow.of(
-                    parent.jti,
-                    child,
-                    at=NOW + timedelta(seconds=1),
-                    admin_required=False,
-                    retry_blob=None,
-                    retry_until=None,
-                )
+            row = RotationRow.of(
+                parent.jti,
+                child,
+                at=NOW + timedelta(seconds=1),
+                admin_required=False,
+                retry_blob=None,
+                retry_until=None,
             )
+            assert await repository.rotate_batched(row) is None  # its batch fails
+            won = await repository.rotate_into(row)
             await session.commit()
         return won, child.jti
 

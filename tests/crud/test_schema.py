@@ -5,6 +5,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+from authserver.api.state import app_state
 from authserver.db import migrate
 from authserver.db.session import create_engine
 from authserver.models import Base
@@ -17,7 +18,7 @@ from tests.conftest import (
 
 
 async def test_models_match_migrations(app):
-    engine = app.state.session_factory.kw["bind"]
+    engine = app_state(app).session_factory.kw["bind"]
 
     def diff(connection):
         return compare_metadata(MigrationContext.configure(connection), Base.metadata)

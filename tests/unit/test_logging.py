@@ -9,15 +9,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from authserver.core.logging import (
+from authserver.core.context import (
     annotate_request,
     bind_request,
-    build_handler,
-    configure_logging,
     current_request,
     current_request_id,
     reset_request,
 )
+from authserver.core.logging import build_handler, configure_logging
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXZhbHVl"
 

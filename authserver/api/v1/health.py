@@ -2,10 +2,10 @@
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from authserver.api.deps import KeyStoreDep, SettingsDep
+from authserver.api.deps import StateDep
 from authserver.core.exceptions import DatabaseUnavailableError
 from authserver.db.breaker import DatabaseBreaker
 from authserver.db.session import SessionFactory, ping
@@ -29,13 +29,12 @@ async def live() -> JSONResponse:
 
 @router.head("/health/ready", include_in_schema=False)
 @router.get("/health/ready", summary="Database reachable and a signing key loaded")
-async def ready(
-    request: Request, settings: SettingsDep, keystore: KeyStoreDep
-) -> JSONResponse:
+async def ready(state: StateDep) -> JSONResponse:
+    settings, keystore = state.settings, state.keystore
     checks = {
         "database": await _database(
-            request.app.state.session_factory,
-            request.app.state.db_breaker,
+            state.sessions(),
+            state.db_breaker,
             settings.health_check_timeout.total_seconds(),
         ),
         "signing_key": _signing_key(keystore),

@@ -3,13 +3,10 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from authserver.api.deps import (
-    IntrospectionFormDep,
-    TokenContextDep,
-    client_credentials,
-)
-from authserver.api.errors import NO_STORE
+from authserver.api.deps import IntrospectionFormDep, StateDep, TokenContextDep
+from authserver.api.oauth_wire import client_credentials
 from authserver.api.openapi import SECRET, STRING, form_body
+from authserver.core.exceptions import NO_STORE
 from authserver.schemas.introspection import IntrospectionResponse
 from authserver.schemas.token import OAuthErrorResponse
 from authserver.services.clients import authenticate_client
@@ -32,12 +29,12 @@ INTROSPECTION_FORM_SCHEMA = form_body(["token"], token=SECRET, token_type_hint=S
     summary="Introspect a token (RFC 7662); confidential clients only",
 )
 async def introspect_token(
-    request: Request, form: IntrospectionFormDep, ctx: TokenContextDep
+    request: Request, form: IntrospectionFormDep, ctx: TokenContextDep, state: StateDep
 ) -> JSONResponse:
     client = await authenticate_client(
-        client_credentials(request, form),
+        client_credentials(request.headers.get("authorization"), form),
         ctx.clients.get_by_client_id,
-        request.app.state.client_cache,
+        state.client_cache,
     )
     response = await introspect(ctx, form.token, form.token_type_hint, client)
     return JSONResponse(response.model_dump(exclude_none=True), headers=NO_STORE)

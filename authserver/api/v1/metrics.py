@@ -1,19 +1,18 @@
 """GET /metrics: Prometheus exposition of core.metrics (all workers' values merged)."""
 
 import anyio.to_thread
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
+from authserver.api.deps import StateDep
 from authserver.core.metrics import render
-from authserver.db.breaker import DatabaseBreaker
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
-    breaker: DatabaseBreaker | None = getattr(request.app.state, "db_breaker", None)
-    if breaker is not None:
-        breaker.publish()  # open -> half-open happens by the clock, not by an event
+async def metrics(state: StateDep) -> Response:
+    # open -> half-open happens by the clock, not by an event
+    state.db_breaker.publish()
     # Merging many workers' files is disk and CPU work: keep it off the loop.
     body, content_type = await anyio.to_thread.run_sync(render)
     return Response(

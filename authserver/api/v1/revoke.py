@@ -2,13 +2,10 @@
 
 from fastapi import APIRouter, Request, Response
 
-from authserver.api.deps import (
-    RevocationFormDep,
-    TokenContextDep,
-    client_credentials,
-)
-from authserver.api.errors import NO_STORE
+from authserver.api.deps import RevocationFormDep, StateDep, TokenContextDep
+from authserver.api.oauth_wire import client_credentials
 from authserver.api.openapi import SECRET, form_body
+from authserver.core.exceptions import NO_STORE
 from authserver.schemas.token import OAuthErrorResponse
 from authserver.services.clients import authenticate_client
 from authserver.services.revocation import revoke
@@ -38,12 +35,12 @@ REVOCATION_FORM_SCHEMA = form_body(
     summary="Revoke an access or refresh token (RFC 7009)",
 )
 async def revoke_token(
-    request: Request, form: RevocationFormDep, ctx: TokenContextDep
+    request: Request, form: RevocationFormDep, ctx: TokenContextDep, state: StateDep
 ) -> Response:
     client = await authenticate_client(
-        client_credentials(request, form),
+        client_credentials(request.headers.get("authorization"), form),
         ctx.clients.get_by_client_id,
-        request.app.state.client_cache,
+        state.client_cache,
     )
     await revoke(ctx, form.token, form.token_type_hint, client)
     return Response(status_code=200, headers=NO_STORE)

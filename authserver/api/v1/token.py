@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Request, Response
 
 from authserver.api.openapi import SECRET, STRING, form_body
+from authserver.api.state import request_state
 from authserver.api.token_endpoint import TOKEN_PATH, TokenEndpoint
 from authserver.schemas.token import OAuthErrorResponse, TokenResponse
 from authserver.services.grants import GRANT_HANDLERS
@@ -31,7 +32,6 @@ TOKEN_FORM_SCHEMA = form_body(
     summary="Token endpoint: password, refresh_token and client_credentials grants",
 )
 async def token(request: Request) -> Response:
-    # The app answers this path ahead of the stack (authserver.main); the route
-    # is its OpenAPI description and answers through the very same code.
-    endpoint: TokenEndpoint = request.app.state.token_endpoint
-    return await endpoint.respond(request)
+    # The pipeline's dispatcher answers this path as a fast path; the route is
+    # its OpenAPI description and answers through the very same code.
+    return await TokenEndpoint(request_state(request)).respond(request)

@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from authserver.api.deps import BearerAuth
-from authserver.api.errors import NO_STORE
+from authserver.api.bearer import BearerAuth
+from authserver.core.exceptions import NO_STORE
 from authserver.schemas.token import OAuthErrorResponse
 from authserver.schemas.userinfo import UserInfo
 from authserver.services.grants.common import OPENID_SCOPE

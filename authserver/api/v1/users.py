@@ -15,21 +15,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from authserver.api.bearer import BearerAuth, BearerSchemeDep
 from authserver.api.deps import (
-    BearerAuth,
-    BearerSchemeDep,
-    SessionDep,
+    LockPolicyDep,
     SettingsDep,
     TokenContextDep,
+    UnitOfWorkDep,
     UserServiceDep,
     no_store,
 )
 from authserver.core.exceptions import (
     InvalidValueError,
+    MissingTokenError,
     NotFoundError,
-    UnauthorizedError,
 )
-from authserver.crud.user import LockPolicy
 from authserver.models import User
 from authserver.schemas.account import (
     MAX_LIST_LIMIT,
@@ -65,15 +64,6 @@ SelfDep = Annotated[AccessGrant, Depends(BearerAuth(PROFILE_SCOPE, user=True))]
 AdminDep = Annotated[AccessGrant, Depends(_admin)]
 
 
-async def get_lock_policy(request: Request) -> LockPolicy:
-    """The token endpoint's brute-force lock, for the passwords checked here."""
-    lock_policy: LockPolicy = request.app.state.lock_policy
-    return lock_policy
-
-
-LockPolicyDep = Annotated[LockPolicy, Depends(get_lock_policy)]
-
-
 def _user_of(grant: AccessGrant) -> User:
     assert grant.user is not None  # BearerAuth(user=True) refuses client tokens
     return grant.user
@@ -91,12 +81,12 @@ async def read_me(grant: SelfDep) -> User:
     summary="Change one's own email",
 )
 async def update_me(
-    body: ProfileUpdate, grant: SelfDep, service: UserServiceDep, session: SessionDep
+    body: ProfileUpdate, grant: SelfDep, service: UserServiceDep, uow: UnitOfWorkDep
 ) -> User:
     user = _user_of(grant)
     if "email" in body.model_fields_set:
         await service.users.set_email(user, body.email)
-    await session.commit()
+    await uow.commit()
     return user
 
 
@@ -109,12 +99,12 @@ async def change_my_password(
     body: PasswordChange,
     grant: SelfDep,
     service: UserServiceDep,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     lock_policy: LockPolicyDep,
 ) -> None:
     user = _user_of(grant)
     # End the read transaction before two slow hashes (SQLite has one writer).
-    await session.commit()
+    await uow.commit()
     await service.change_password(
         user,
         body.current_password,
@@ -122,7 +112,7 @@ async def change_my_password(
         lock_policy=lock_policy,
         client_id=grant.client.client_id,
     )
-    await session.commit()
+    await uow.commit()
 
 
 @router.get("", response_model=UserPage, summary="List users (admin)")
@@ -174,14 +164,14 @@ async def create_user(
     body: UserCreateRequest,
     grant: Annotated[AccessGrant | None, Depends(creator)],
     service: UserServiceDep,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     response: Response,
 ) -> User:
     if grant is None and body.is_admin:
-        raise UnauthorizedError("creating an admin needs an admin's token")
-    await session.commit()  # no transaction open across the slow hash
+        raise MissingTokenError("creating an admin needs an admin's token")
+    await uow.commit()  # no transaction open across the slow hash
     user = await service.create(body)
-    await session.commit()
+    await uow.commit()
     response.headers["Location"] = f"{router.prefix}/{user.id}"
     return user
 
@@ -204,7 +194,7 @@ async def update_user(
     body: UserUpdate,
     grant: AdminDep,
     service: UserServiceDep,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
 ) -> User:
     user = await _get(service, user_id)
     fields = body.model_fields_set
@@ -218,7 +208,7 @@ async def update_user(
         await service.set_active(user, body.is_active)
     if body.is_admin is not None and body.is_admin != user.is_admin:
         await service.set_admin(user, body.is_admin)
-    await session.commit()
+    await uow.commit()
     return user
 
 
@@ -232,12 +222,12 @@ async def set_user_password(
     body: PasswordSet,
     _grant: AdminDep,
     service: UserServiceDep,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
 ) -> None:
     user = await _get(service, user_id)
-    await session.commit()  # no transaction open across the slow hash
+    await uow.commit()  # no transaction open across the slow hash
     await service.set_password(user, body.password)
-    await session.commit()
+    await uow.commit()
 
 
 @router.delete(
@@ -246,13 +236,13 @@ async def set_user_password(
     summary="Delete a user (admin)",
 )
 async def delete_user(
-    user_id: uuid.UUID, grant: AdminDep, service: UserServiceDep, session: SessionDep
+    user_id: uuid.UUID, grant: AdminDep, service: UserServiceDep, uow: UnitOfWorkDep
 ) -> None:
     user = await _get(service, user_id)
     if user.id == _user_of(grant).id:
         raise InvalidValueError("admins cannot delete themselves")
     await service.delete(user)
-    await session.commit()
+    await uow.commit()
 
 
 async def _get(service: UserService, user_id: uuid.UUID) -> User:

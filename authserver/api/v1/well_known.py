@@ -5,7 +5,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from authserver.api.deps import KeyStoreDep, SettingsDep
+from authserver.api.deps import KeyStoreDep, SettingsDep, StateDep
 from authserver.core.config import Settings
 from authserver.core.security import ALLOWED_ALGS
 from authserver.services.grants import GRANT_HANDLERS
@@ -18,9 +18,9 @@ JWKS_TYPE = "application/jwk-set+json"
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
-# These routes declare the documents (OpenAPI, direct calls); a running server
-# answers GETs and HEADs of them in StaticDocuments (api/static_documents.py)
-# before the framework stack, with the same functions below.
+# These routes declare the documents (OpenAPI); the pipeline's dispatcher
+# answers GETs and HEADs of them in StaticDocuments (api/static_documents.py),
+# a fast path, with the same functions below.
 @router.get("/.well-known/jwks.json", summary="Public signing keys (JWK Set)")
 async def jwks(
     request: Request, keystore: KeyStoreDep, settings: SettingsDep
@@ -32,22 +32,16 @@ async def jwks(
 
 
 @router.get("/.well-known/openid-configuration", summary="OpenID Provider metadata")
-async def openid_configuration(request: Request, settings: SettingsDep) -> Response:
-    return Response(
-        request.app.state.discovery_json, headers=discovery_headers(settings)
-    )
+async def openid_configuration(state: StateDep) -> Response:
+    return Response(state.discovery_json, headers=discovery_headers(state.settings))
 
 
 @router.get(
     "/.well-known/oauth-authorization-server",
     summary="OAuth 2.0 Authorization Server metadata",
 )
-async def oauth_authorization_server(
-    request: Request, settings: SettingsDep
-) -> Response:
-    return Response(
-        request.app.state.discovery_json, headers=discovery_headers(settings)
-    )
+async def oauth_authorization_server(state: StateDep) -> Response:
+    return Response(state.discovery_json, headers=discovery_headers(state.settings))
 
 
 def discovery_headers(settings: Settings) -> dict[str, str]:

@@ -2,11 +2,11 @@
 
 from collections.abc import Awaitable, Callable
 
+from authserver.core.context import annotate_request
 from authserver.core.exceptions import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
-from authserver.core.logging import annotate_request
 from authserver.core.metrics import TOKENS_ISSUED
 from authserver.models import Client
 from authserver.schemas.token import TokenForm, TokenResponse

@@ -1,7 +1,6 @@
 """Steps every grant shares: the context, scope decisions, minting a response."""
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -9,10 +8,12 @@ from functools import cached_property
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authserver.core.exceptions import InvalidScopeError
+from authserver.core.lockout import LockPolicy
 from authserver.crud.client import ClientRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.rotation_batch import RotationBatcher
-from authserver.crud.user import LockPolicy, UserRepository
+from authserver.crud.user import UserRepository
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import Client, RefreshToken
 from authserver.schemas.scope import parse_scope
 from authserver.schemas.token import TokenResponse
@@ -28,11 +29,12 @@ OPENID_SCOPE = "openid"
 class GrantContext:
     """Everything a grant handler needs, built once per request.
 
-    The session and the repositories are made on first use: a client
-    credentials grant for a cached client needs no database at all.
+    The unit of work opens its session, and the repositories are made, on
+    first use: a client credentials grant for a cached client needs no
+    database at all.
     """
 
-    session_factory: Callable[[], AsyncSession]
+    uow: UnitOfWork
     rotation_batcher: RotationBatcher | None
     client_cache: ClientCache | None
     tokens: TokenService
@@ -43,9 +45,9 @@ class GrantContext:
     lock_policy: LockPolicy
     now: datetime
 
-    @cached_property
+    @property
     def session(self) -> AsyncSession:
-        return self.session_factory()
+        return self.uow.session
 
     @cached_property
     def users(self) -> UserRepository:
@@ -61,12 +63,6 @@ class GrantContext:
 
     async def find_client(self, client_id: str) -> Client | None:
         return await self.clients.get_by_client_id(client_id)
-
-    async def release(self) -> None:
-        """Return the connection if a grant left a transaction open."""
-        session: AsyncSession | None = self.__dict__.get("session")
-        if session is not None and session.in_transaction():
-            await session.close()
 
 
 def requested_scopes(value: str | None, client: Client) -> list[str]:

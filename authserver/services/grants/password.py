@@ -27,7 +27,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     user = await ctx.users.get_by_username(form.username)
     # End the transaction before the slow hash: on SQLite it holds the one
     # write lock, and no connection should idle in a transaction for 200 ms.
-    await ctx.session.commit()
+    await ctx.uow.commit()
     if user is None:
         await ctx.hasher.burn(form.password)
         await _refuse(ctx, client, None, "unknown_user")
@@ -61,7 +61,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     await audit.record(
         ctx.session, "login_succeeded", subject=str(user.id), client_id=client.client_id
     )
-    await ctx.session.commit()
+    await ctx.uow.commit()
     return response
 
 
@@ -73,7 +73,7 @@ async def _refuse(
     await audit.login_failed(
         ctx.session, subject=subject, client_id=client.client_id, reason=reason
     )
-    await ctx.session.commit()
+    await ctx.uow.commit()
     raise InvalidGrantError(
         "invalid username or password", detail=f"{reason} {subject}"
     )

@@ -23,7 +23,6 @@ from authserver.core.metrics import REFRESH_TOKEN_REUSE
 from authserver.core.security import seal, unseal
 from authserver.crud.refresh_token import TokenOwner
 from authserver.crud.rotation_batch import RotationRow
-from authserver.db.session import use_autocommit
 from authserver.models import Client, RefreshToken
 from authserver.schemas.scope import parse_scope
 from authserver.schemas.token import TokenForm, TokenResponse
@@ -74,7 +73,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
             return response
 
     # Otherwise read the record to find out why, or to rotate with what it says.
-    await use_autocommit(ctx.session)
+    await ctx.uow.autocommit()
     found = await ctx.refresh_tokens.find_for_rotation(str(claims["jti"]))
     if found is None or found[0].client_id != client.id:
         raise InvalidGrantError(
@@ -170,10 +169,13 @@ async def _rotate(
         retry_blob=blob,
         retry_until=ctx.now + window if window else None,
     )
-    rotated = await ctx.refresh_tokens.rotate_into(rotation_row)
+    rotated = await ctx.refresh_tokens.rotate_batched(rotation_row)
+    if rotated is None:
+        await ctx.uow.autocommit()  # one atomic statement on PostgreSQL
+        rotated = await ctx.refresh_tokens.rotate_into(rotation_row)
     if not rotated:
         return None
-    await ctx.session.commit()
+    await ctx.uow.commit()
     logger.debug(
         "refresh_token_rotated",
         extra={"client_id": client.client_id, "jti": parent, "child": child.jti},
@@ -217,7 +219,7 @@ async def _retry_or_reuse(
     # What follows may write several rows (a family's revocation and its audit
     # record) that must commit together: leave autocommit for a transaction,
     # and decide on the record as that transaction reads it.
-    await ctx.session.close()
+    await ctx.uow.new_transaction()
     record = await ctx.refresh_tokens.get(jti)
     if record is None:  # its user was deleted in between
         raise InvalidGrantError(INVALID, detail=f"record {jti} gone")
@@ -234,7 +236,7 @@ async def _retry_or_reuse(
         if answer is not None and _asks_for(requested_scope, answer):
             # Nothing to write: release the transaction (SQLite's write lock)
             # now. Rollback expires `record`, so it is not touched after.
-            await ctx.session.rollback()
+            await ctx.uow.rollback()
             logger.info("refresh_token_retry_answered", extra={"jti": jti})
             return TokenResponse.model_validate(answer)
     await revoke_family(
@@ -246,7 +248,7 @@ async def _retry_or_reuse(
         client_id=client.client_id,
         level=logging.WARNING,  # the audit record is also the one log line
     )
-    await ctx.session.commit()
+    await ctx.uow.commit()
     REFRESH_TOKEN_REUSE.inc()
     raise InvalidGrantError(INVALID, detail=f"reuse of rotated token {record.jti}")
 
