@@ -6,6 +6,7 @@ within a minute of each other. See docs/benchmarks.md.
 """
 
 import argparse
+import base64
 import contextlib
 import dataclasses
 import datetime as dt
@@ -101,9 +102,16 @@ class Bench:
         say(f"starting the ceiling app and authserver ({args.workers} workers)")
         self.ceiling = servers.start_ceiling_app(w, args.workers)
         users = max(args.connections // 2, 1)  # one per password connection
-        self.servers.append(
-            servers.start_ours(w, args.workers, users, args.bcrypt_rounds)
+        ours = servers.start_ours(w, args.workers, users, args.bcrypt_rounds)
+        self.servers.append(ours)
+        # What the defaults sign refresh tokens with, read from a real one.
+        auth = wrk.basic_auth(*ours.client)
+        (token,) = wrk.refresh_tokens(
+            ours.base_url, ours.token_path, auth, ours.users, 1
         )
+        header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+        self.report.meta["authserver_refresh_token_alg"] = header.get("alg")
+        say(f"  authserver signs refresh tokens with {header.get('alg')}")
         for name in args.peer_list:
             say(f"starting {name}")
             try:
