@@ -5,9 +5,10 @@
 --   method GET|POST         path /token           auth Basic ...
 --   delay MS                (pause before each request: a paced connection)
 --   max N                   (stop after N answers; 0: run for the duration)
---   mode static|chain
+--   mode static|chain|once
 --   body FORM               (repeatable; static: sent round-robin)
---   token REFRESH_TOKEN     (repeatable; chain: the initial refresh tokens)
+--   token REFRESH_TOKEN     (repeatable; chain: the initial refresh tokens;
+--                            once: whole bodies, each sent once)
 -- In chain mode each answer's new refresh token goes back into the pool and
 -- is sent by the next request, so every request presents a distinct token,
 -- as a client that rotates does. The pool starts with one token per
@@ -62,6 +63,8 @@ function request()
   elseif spec.mode == "chain" then
     local token = table.remove(pool) or "broken-chain"
     body = "grant_type=refresh_token&refresh_token=" .. token
+  elseif spec.mode == "once" then
+    body = table.remove(pool) or "grant_type=none-left"
   elseif #spec.bodies > 0 then
     body = spec.bodies[next_body]
     next_body = next_body % #spec.bodies + 1

@@ -31,7 +31,16 @@ from bench.ceilings import bcrypt_ceiling
 from bench.report import CEILING, DOT, NOP, NOP_CLUSTER, NOP_PG, OURS, Report, Row
 from bench.servers import Server
 
-SCENARIOS = ("jwks", "client_credentials", "refresh", "password", "mixed", "race")
+SCENARIOS = (
+    "jwks",
+    "client_credentials",
+    "refresh",
+    "code",
+    "password",
+    "mixed",
+    "race",
+)
+CODES = 2000  # authorization codes minted per run (they live 60 s)
 PEERS = {
     NOP: lambda w, r: servers.start_node_peer(w, NOP, r),
     NOP_PG: lambda w, r: servers.start_node_peer(w, NOP_PG, r),
@@ -42,6 +51,7 @@ CEILING_PATHS = {"jwks": "/bytes", "client_credentials": "/sign1", "refresh": "/
 GRANTS = {
     "client_credentials": "client_credentials",
     "refresh": "refresh_token",
+    "code": "authorization_code",
     "password": "password",
     "mixed": "password",
     "race": "refresh_token",
@@ -120,6 +130,8 @@ class Bench:
                 say(f"  {name} not started: {exc}")
                 self.report.meta.setdefault("not_started", {})[name] = str(exc)
 
+        self.report.meta["grants"] = {s.name: sorted(s.grants) for s in self.servers}
+
     def stop(self) -> None:
         for server in [*self.servers, self.ceiling]:
             if server is not None:
@@ -161,7 +173,9 @@ class Bench:
             self.timed(self.ceiling, scenario, number, lambda: load)
 
     def measure(self, server: Server, scenario: str, number: int) -> None:
-        if GRANTS.get(scenario, "") not in server.grants | {""}:
+        if GRANTS.get(scenario, "") not in server.grants | {""} or (
+            scenario == "code" and server.code_client is None
+        ):
             self.add(Row(scenario, server.name, number, "-", status="n/a"))
             return
         auth = wrk.basic_auth(*server.client)
@@ -184,6 +198,18 @@ class Bench:
                         server.base_url, token, auth, server.users, c
                     )
                     return wrk.Load("POST", token, c, auth, tokens=chains)
+                case "code":
+                    assert server.code_client is not None
+                    cap = self.args.max_requests
+                    count = min(CODES, cap + c) if cap else CODES
+                    bodies = wrk.code_exchanges(
+                        server.base_url, server.code_client[0], server.users[0], count
+                    )
+                    web = wrk.basic_auth(*server.code_client)
+                    # Stop before the codes run out: each is good for one use.
+                    return wrk.Load(
+                        "POST", token, c, web, once=bodies, max_requests=CODES - c
+                    )
             return wrk.Load("POST", token, c // 2, auth, logins)
 
         self.timed(server, scenario, number, make)
@@ -242,7 +268,8 @@ class Bench:
 
     def wrk(self, server: Server, load: wrk.Load, seconds: int) -> wrk.Run:
         self.runs += 1
-        load = dataclasses.replace(load, max_requests=self.args.max_requests)
+        caps = [n for n in (load.max_requests, self.args.max_requests) if n]
+        load = dataclasses.replace(load, max_requests=min(caps, default=0))
         return wrk.Run(server.base_url, load, seconds, self.workdir, f"r{self.runs}")
 
     def profiler(self, server: Server, scenario: str) -> Any:

@@ -24,6 +24,8 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
+from bench.wrk import REDIRECT_URI
+
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = Path(os.environ.get("BENCH_PEERS_DIR", ROOT.parent / "shared/peers"))
 CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache/authserver-bench"))
@@ -51,6 +53,7 @@ class Server:
     popen: subprocess.Popen[bytes] | None = None
     database: str | None = None
     grants: set[str] = field(default_factory=set)
+    code_client: tuple[str, str] | None = None  # for the code exchange
 
     def cpu_seconds(self, with_database: bool = False) -> float:
         """CPU time used so far by the server's process group, and optionally by
@@ -238,6 +241,18 @@ def start_ours(workdir: Path, workers: int, users: int, rounds: int) -> Server:
         server.popen = _spawn([authctl, *command], log, workdir, env)
         _wait_up(server, "/.well-known/openid-configuration", log)
         _discover(server, "/.well-known/openid-configuration")
+        if "authorization_code" in server.grants:
+            web = json.loads(
+                _authctl(
+                    env,
+                    workdir,
+                    *("client", "create", "Bench web", "--client-id", "bench-web"),
+                    *("--grant", "authorization_code", "--grant", "refresh_token"),
+                    *("--scope", "openid api:read", "--json"),
+                    *("--redirect-uri", REDIRECT_URI),
+                )
+            )
+            server.code_client = (web["client_id"], web["client_secret"])
     except BaseException:
         server.stop()
         raise

@@ -6,11 +6,17 @@ request when the previous answer arrives (closed loop) or `delay_ms` after it
 """
 
 import base64
+import hashlib
 import http.client
+import http.cookiejar
 import json
+import re
+import secrets
 import shutil
 import subprocess
+import urllib.error
 import urllib.parse
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +24,7 @@ from typing import Any
 
 SCRIPT = Path(__file__).with_name("load.lua")
 LOGIN_THREADS = 8
+REDIRECT_URI = "http://127.0.0.1:9/callback"  # never visited: only its code
 
 
 class LoadError(Exception):
@@ -55,18 +62,20 @@ class Load:
     auth: str | None = None
     bodies: tuple[str, ...] = ()  # sent round-robin
     tokens: tuple[str, ...] = ()  # refresh chains: one token per connection
+    once: tuple[str, ...] = ()  # bodies sent once each (authorization codes)
     delay_ms: int = 0
     max_requests: int = 0  # stop after this many answers (0: no limit)
 
     def spec(self) -> str:
         lines = [f"method {self.method}", f"path {self.path}"]
-        lines.append(f"mode {'chain' if self.tokens else 'static'}")
+        mode = "chain" if self.tokens else "once" if self.once else "static"
+        lines.append(f"mode {mode}")
         lines.append(f"delay {self.delay_ms}")
         lines.append(f"max {self.max_requests}")
         if self.auth:
             lines.append(f"auth {self.auth}")
         lines += [f"body {body}" for body in self.bodies]
-        lines += [f"token {token}" for token in self.tokens]
+        lines += [f"token {token}" for token in self.tokens + self.once]
         return "\n".join(lines) + "\n"
 
 
@@ -183,3 +192,69 @@ def refresh_tokens(
 
     with ThreadPoolExecutor(LOGIN_THREADS) as pool:
         return tuple(pool.map(login, range(count)))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the Location is what we want, not the page behind it
+
+
+def code_exchanges(
+    base_url: str, client_id: str, user: tuple[str, str], count: int
+) -> tuple[str, ...]:
+    """`count` token-request bodies, each exchanging a fresh authorization code.
+
+    Signs in once through the login page (its CSRF token and cookie); the
+    session cookie then makes each further authorization answer a code at
+    once, as a signed-in browser's would.
+    """
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    query = urllib.parse.urlencode(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT_URI,
+            "scope": "openid",
+            "state": "bench",
+            "code_challenge": base64.urlsafe_b64encode(digest).rstrip(b"=").decode(),
+            "code_challenge_method": "S256",
+        }
+    )
+    opener = urllib.request.build_opener(
+        _NoRedirect, urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+
+    def location(request: urllib.request.Request | str) -> str:
+        try:
+            with opener.open(request, timeout=30) as answer:
+                return str(answer.read().decode())  # a page: the login form
+        except urllib.error.HTTPError as exc:
+            if exc.code in (302, 303):
+                return str(exc.headers["Location"])
+            raise LoadError(f"authorization: {exc.code} {exc.read()[:200]!r}") from exc
+
+    page = location(f"{base_url}/oauth2/authorize?{query}")
+    if page.startswith("/"):
+        page = location(base_url + page)
+    fields = dict(re.findall(r'name="(request|csrf_token)" value="([^"]+)"', page))
+    login = {**fields, "username": user[0], "password": user[1]}
+    body = urllib.parse.urlencode(login).encode()
+    location(urllib.request.Request(f"{base_url}/oauth2/login", body))
+
+    def exchange(_: int) -> str:
+        target = urllib.parse.urlsplit(location(f"{base_url}/oauth2/authorize?{query}"))
+        codes = urllib.parse.parse_qs(target.query).get("code")
+        if not codes:
+            raise LoadError(f"authorization answered no code: {target.geturl()[:200]}")
+        return urllib.parse.urlencode(
+            {
+                "grant_type": "authorization_code",
+                "code": codes[0],
+                "redirect_uri": REDIRECT_URI,
+                "code_verifier": verifier,
+            }
+        )
+
+    with ThreadPoolExecutor(LOGIN_THREADS) as pool:
+        return tuple(pool.map(exchange, range(count)))
