@@ -14,6 +14,7 @@ from authserver.core.exceptions import AlreadyExistsError
 from authserver.crud.user import UserRepository
 from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import User
+from authserver.schemas.account import PasswordSet
 from authserver.schemas.user import UserCreate, UserRead
 from authserver.services.passwords import PasswordHasher
 from authserver.services.users import UserService
@@ -224,9 +225,10 @@ def set_password(user_ref: UserArg, password_stdin: PasswordStdinOpt = False) ->
     Example: authctl user set-password alice
     """
     password = read_password(password_stdin, lambda: _apply(user_ref, None))
+    new = build(PasswordSet, password=password)
 
     async def change(service: UserService, user: User) -> int:
-        return await service.set_password(user, password)
+        return await service.set_password(user, new)
 
     user, revoked = run(_apply(user_ref, change))
     say(f"password of {user['username']} changed; revoked {_tokens(revoked)}")

@@ -6,15 +6,26 @@ from datetime import datetime, timedelta
 
 @dataclass(frozen=True)
 class LockPolicy:
-    """After `threshold` failures, lock for base * 2^(extra failures), capped."""
+    """The threshold-th failure locks for `base`; each further one doubles it,
+    up to `cap`."""
 
     threshold: int
     base: timedelta
     cap: timedelta
 
+    def lengths(self) -> list[timedelta]:
+        """The lock's length after threshold, threshold + 1, ... failures; the
+        last one holds for every failure beyond."""
+        lengths: list[timedelta] = []
+        for exponent in range(21):  # 2^20 * base is past any sensible cap
+            lengths.append(min(self.base * 2**exponent, self.cap))
+            if lengths[-1] == self.cap:
+                break
+        return lengths
+
     def until(self, failures: int, now: datetime) -> datetime | None:
+        """When a lock that `failures` failures start at `now` ends (None: no lock)."""
         if self.threshold <= 0 or failures < self.threshold:
             return None
-        exponent = min(failures - self.threshold, 20)  # 2^20 * base caps anyway
-        lock: timedelta = min(self.base * (2**exponent), self.cap)
-        return now + lock
+        lengths = self.lengths()
+        return now + lengths[min(failures - self.threshold, len(lengths) - 1)]

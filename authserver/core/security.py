@@ -88,13 +88,23 @@ def verify_password(
 
 
 def password_problem(password: str) -> str | None:
-    """Why a new password is unacceptable, or None when it is fine."""
+    """Why a new password is unacceptable, or None when it is fine.
+
+    The one password policy: the API's bodies and authctl apply it through
+    the schemas' NewPassword type.
+    """
     if len(password) < PASSWORD_MIN_LENGTH:
         return f"password must be at least {PASSWORD_MIN_LENGTH} characters"
     if len(password) > PASSWORD_MAX_LENGTH:
         return f"password must be at most {PASSWORD_MAX_LENGTH} characters"
     if "\x00" in password:
         return "password must not contain NUL characters"
+    try:
+        # JSON allows lone surrogates, and so does stdin read with
+        # surrogateescape (a C locale); bcrypt hashes bytes.
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        return "password must be valid Unicode text"
     return None
 
 

@@ -3,8 +3,9 @@
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, case, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,6 +13,7 @@ from authserver.core.exceptions import AlreadyExistsError
 from authserver.core.lockout import LockPolicy
 from authserver.crud.common import rowcount
 from authserver.models import User
+from authserver.models.base import UTCDateTime
 from authserver.schemas.user import UserCreate, username_key
 
 
@@ -74,14 +76,26 @@ class UserRepository:
         user.email_verified = False
         await self._flush("that email is taken")
 
-    async def set_password_hash(
-        self, user: User, password_hash: str, *, changed_at: datetime | None
-    ) -> None:
-        """Store a new hash; `changed_at` marks a real change (not a rehash)."""
-        user.password_hash = password_hash
-        if changed_at is not None:
-            user.password_changed_at = changed_at
-        await self.session.flush()
+    async def replace_password_hash(
+        self,
+        user: User,
+        password_hash: str,
+        *,
+        changed_at: datetime,
+        replacing: str | None = None,
+    ) -> bool:
+        """Store a new password's hash, only over `replacing` when given.
+
+        False when no row matched: the user is gone, or the stored hash is no
+        longer `replacing` (a concurrent change came first).
+        """
+        stmt = update(User).where(User.id == user.id)
+        if replacing is not None:
+            stmt = stmt.where(User.password_hash == replacing)
+        result = await self.session.execute(
+            stmt.values(password_hash=password_hash, password_changed_at=changed_at)
+        )
+        return rowcount(result) == 1
 
     async def upgrade_password_hash(self, user: User, *, old: str, new: str) -> bool:
         """Swap in a stronger hash of the same password, unless it changed meanwhile."""
@@ -94,27 +108,56 @@ class UserRepository:
         result = await self.session.execute(stmt)
         return rowcount(result) == 1
 
-    async def register_failed_login(
-        self, user: User, *, now: datetime, lock_for: LockPolicy
-    ) -> datetime | None:
-        """Count a failed password; lock the account once over the threshold.
+    async def count_attempt(
+        self, user: User, *, now: datetime, policy: LockPolicy
+    ) -> int | None:
+        """Count a password attempt as failed before it is checked; None if locked.
 
-        The count is incremented in SQL, so concurrent failures at several
-        workers all count. Returns the lock's end when this failure locks.
+        One atomic UPDATE decides: it counts the attempt only while the
+        account is not locked, and the attempt that reaches the threshold sets
+        the lock in the same statement. Parallel attempts queue on the row, so
+        each sees the count and the lock of those before it, and at most
+        `threshold` of a burst are let through. Returns this attempt's place
+        in the count (see forgive_attempts).
         """
+        failures = User.failed_logins + 1
+        stmt = (
+            update(User)
+            .where(
+                User.id == user.id,
+                or_(User.locked_until.is_(None), User.locked_until <= now),
+            )
+            .values(
+                failed_logins=failures, locked_until=_lock_end(policy, failures, now)
+            )
+            .returning(User.failed_logins)
+            .execution_options(synchronize_session=False)
+        )
+        counted = (await self.session.execute(stmt)).scalar_one_or_none()
+        return None if counted is None else int(counted)
+
+    async def forgive_attempts(
+        self, user: User, *, counted: int, policy: LockPolicy
+    ) -> None:
+        """The right password came with attempt number `counted`: the failures
+        counted up to it are forgiven, and the lock unless later ones still
+        reach the threshold. Attempts counted after it stay counted, as they
+        would had they come one by one after the success."""
+        remaining = case(
+            (User.failed_logins > counted, User.failed_logins - counted), else_=0
+        )
+        locked_until = (
+            case((remaining >= policy.threshold, User.locked_until), else_=None)
+            if policy.threshold > 0
+            else None
+        )
         stmt = (
             update(User)
             .where(User.id == user.id)
-            .values(failed_logins=User.failed_logins + 1)
-            .returning(User.failed_logins)
+            .values(failed_logins=remaining, locked_until=locked_until)
+            .execution_options(synchronize_session=False)
         )
-        failures = int((await self.session.execute(stmt)).scalar_one())
-        locked_until = lock_for.until(failures, now)
-        if locked_until is not None:
-            await self.session.execute(
-                update(User).where(User.id == user.id).values(locked_until=locked_until)
-            )
-        return locked_until
+        await self.session.execute(stmt)
 
     async def clear_failed_logins(self, user: User) -> None:
         user.failed_logins = 0
@@ -131,6 +174,22 @@ class UserRepository:
         except IntegrityError as exc:
             # The transaction is unusable now: the unit of work ends it.
             raise AlreadyExistsError(conflict) from exc
+
+
+def _lock_end(policy: LockPolicy, failures: ColumnElement[int], now: datetime) -> Any:
+    """The lock end as SQL: unchanged below the threshold, else `policy.until`."""
+    if policy.threshold <= 0:
+        return User.locked_until
+    lengths = policy.lengths()
+    steps = [
+        (failures == policy.threshold + step, literal(now + length, UTCDateTime))
+        for step, length in enumerate(lengths[:-1])
+    ]
+    return case(
+        (failures < policy.threshold, User.locked_until),
+        *steps,
+        else_=literal(now + lengths[-1], UTCDateTime),
+    )
 
 
 def _escape_like(text: str) -> str:

@@ -3,8 +3,16 @@
 import unicodedata
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    field_validator,
+)
 
 from authserver.core.security import password_problem
 from authserver.schemas.identifiers import refuse_uuid
@@ -12,11 +20,23 @@ from authserver.schemas.identifiers import refuse_uuid
 USERNAME_PATTERN = r"^[A-Za-z0-9._@+-]{1,150}$"
 
 
+def _acceptable(password: str) -> str:
+    problem = password_problem(password)
+    if problem:
+        raise ValueError(problem)
+    return password
+
+
+# A password being set (a new user's, a change, an admin's reset): every
+# way in, API or authctl, takes it through this type.
+NewPassword = Annotated[str, Field(repr=False), AfterValidator(_acceptable)]
+
+
 class UserCreate(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     username: str = Field(pattern=USERNAME_PATTERN)
-    password: str = Field(repr=False)
+    password: NewPassword
     email: EmailStr | None = None
     is_admin: bool = False
 
@@ -25,14 +45,6 @@ class UserCreate(BaseModel):
     def _not_an_id(cls, value: str) -> str:
         # USER arguments are an id or a username: it would name another account.
         return refuse_uuid(value, "username")
-
-    @field_validator("password")
-    @classmethod
-    def _password_rules(cls, value: str) -> str:
-        problem = password_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
 
 
 class UserRead(BaseModel):

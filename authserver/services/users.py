@@ -1,8 +1,10 @@
 """User operations shared by the API and authctl; each rule lives here once.
 
 Disabling, deleting or re-passwording a user revokes their refresh tokens in the
-same transaction. Callers commit the unit of work once, except where a
-refused password must be stored before the error is raised.
+same transaction. Callers commit the unit of work once, with two exceptions:
+bcrypt never runs inside a transaction, so an operation that hashes or checks
+a password first ends the one open (committing what it wrote); and a refused
+password is stored before the error is raised.
 """
 
 import uuid
@@ -17,16 +19,16 @@ from authserver.core.exceptions import (
     NotFoundError,
 )
 from authserver.core.lockout import LockPolicy
-from authserver.core.security import password_problem
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.user import UserRepository
 from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import User
+from authserver.schemas.account import PasswordChange, PasswordSet
 from authserver.schemas.user import UserCreate
 from authserver.services import audit
 from authserver.services.passwords import PasswordHasher
 
-Refusal = Literal["locked", "wrong_password", "disabled"]
+Refusal = Literal["unknown_user", "locked", "wrong_password", "disabled"]
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,10 @@ class PasswordCheck:
 
 
 async def check_password(
+    uow: UnitOfWork,
     users: UserRepository,
     hasher: PasswordHasher,
-    user: User,
+    user: User | None,
     password: str,
     *,
     now: datetime,
@@ -49,22 +52,30 @@ async def check_password(
     """Check a user's password under the brute-force lock (RFC 6749 §4.3.2).
 
     Every route that takes a user's password comes here, so guesses anywhere
-    count toward the one lock: a wrong password counts a failure, a right one
-    on an unlocked, active account clears the count.
+    count toward the one lock. The attempt is counted as a failure before the
+    hash, and that count is committed, so parallel guesses see each other: a
+    burst is counted as if its guesses came one by one, and those past the
+    threshold are refused unchecked. A right password forgives the failures
+    counted up to it. The caller's read transaction ends here: no transaction
+    is open while bcrypt runs.
     """
-    # A locked account still pays for the hash: the answer and its timing say
-    # nothing about whether the account is locked.
-    locked = user.locked_until is not None and user.locked_until > now
+    counted = None
+    if user is not None:
+        counted = await users.count_attempt(user, now=now, policy=lock_policy)
+    await uow.commit()
+    if user is None:
+        await hasher.burn(password)
+        return PasswordCheck("unknown_user")
+    # A refused attempt pays for the same hash: neither the answer nor its
+    # timing says whether the account is locked.
     valid, new_hash = await hasher.verify(password, user.password_hash)
-    if locked:
+    if counted is None:
         return PasswordCheck("locked")
     if not valid:
-        await users.register_failed_login(user, now=now, lock_for=lock_policy)
         return PasswordCheck("wrong_password")
+    await users.forgive_attempts(user, counted=counted, policy=lock_policy)
     if not user.is_active:
         return PasswordCheck("disabled")
-    if user.failed_logins or user.locked_until is not None:
-        await users.clear_failed_logins(user)
     return PasswordCheck(new_hash=new_hash)
 
 
@@ -108,19 +119,38 @@ class UserService:
         """Add a user; AlreadyExistsError if the username or email is taken."""
         if await self.users.get_by_username(data.username) is not None:
             raise AlreadyExistsError(f"username {data.username!r} is taken")
-        password_hash = await self.hasher.hash(data.password)
+        password_hash = await self._hash(data.password)
         user = await self.users.add(data, password_hash=password_hash)
         await audit.record(self.users.session, "user_created", subject=str(user.id))
         return user
 
-    async def set_password(self, user: User, password: str) -> int:
+    async def set_password(self, user: User, new: PasswordSet) -> int:
         """Replace the password; every refresh token of the user dies. Returns count."""
-        problem = password_problem(password)
-        if problem:
-            raise InvalidValueError(problem)
+        password_hash = await self._hash(new.password)
+        return await self._store_password(user, password_hash, replacing=None)
+
+    async def _hash(self, password: str) -> str:
+        """Hash with no transaction open: on SQLite one holds the only write
+        lock, on PostgreSQL a pooled connection, and a hash takes a few hundred
+        milliseconds (longer while it waits its turn behind a login storm)."""
+        assert self.uow is not None  # set by __post_init__
+        await self.uow.commit()
+        return await self.hasher.hash(password)
+
+    async def _store_password(
+        self, user: User, password_hash: str, *, replacing: str | None
+    ) -> int:
         now = self.clock()
-        password_hash = await self.hasher.hash(password)
-        await self.users.set_password_hash(user, password_hash, changed_at=now)
+        stored = await self.users.replace_password_hash(
+            user, password_hash, changed_at=now, replacing=replacing
+        )
+        if not stored and replacing is not None:
+            # Another change came first: the password checked is not current.
+            raise InvalidValueError(
+                "the current password is wrong", field="current_password"
+            )
+        if not stored:
+            raise NotFoundError(f"no user {user.id}")
         revoked = await self.refresh_tokens.revoke_for_user(user.id, at=now)
         await audit.record(
             self.users.session,
@@ -171,8 +201,7 @@ class UserService:
     async def change_password(
         self,
         user: User,
-        current: str,
-        new: str,
+        change: PasswordChange,
         *,
         lock_policy: LockPolicy,
         client_id: str | None = None,
@@ -182,18 +211,23 @@ class UserService:
         The current password is checked like a login, so a stolen access token
         cannot be used to guess the password without meeting the lock.
         """
+        assert self.uow is not None  # set by __post_init__
         check = await check_password(
+            self.uow,
             self.users,
             self.hasher,
             user,
-            current,
+            change.current_password,
             now=self.clock(),
             lock_policy=lock_policy,
         )
         if check.refusal is not None:
             await self._refuse_current_password(user, check.refusal, client_id)
-        # No rehash: the new password's hash replaces the stored one anyway.
-        return await self.set_password(user, new)
+        # No rehash: the new password's hash replaces the stored one anyway. It
+        # replaces only the hash just checked, should another change race this.
+        checked_hash = user.password_hash
+        password_hash = await self._hash(change.new_password)
+        return await self._store_password(user, password_hash, replacing=checked_hash)
 
     async def _refuse_current_password(
         self, user: User, reason: Refusal, client_id: str | None
@@ -207,7 +241,7 @@ class UserService:
             via="password_change",
         )
         # Commit before raising: the error ends the request's unit of work, and
-        # the failure count and the audit row must outlive it.
+        # the audit row must outlive it (the failure is counted already).
         assert self.uow is not None  # set by __post_init__
         await self.uow.commit()
         # Locked reads the same as wrong, as at the token endpoint: the answer

@@ -18,6 +18,7 @@ from joserfc.jwk import OctKey, RSAKey
 from authserver.api.state import app_state
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.main import create_app
+from authserver.schemas.account import PasswordSet
 from tests.api.helpers import (
     assert_oauth_error,
     password_grant,
@@ -190,7 +191,8 @@ async def test_password_change_ends_refresh(api, session_factory):
     async with session_factory() as session:
         service = user_service(session)
         await service.set_password(
-            await service.resolve(user.username), "a new passphrase"
+            await service.resolve(user.username),
+            PasswordSet(password="a new passphrase"),
         )
         await session.commit()
 

@@ -103,11 +103,9 @@ def test_unlock_clears_a_lock(cli: Cli) -> None:
     async def lock(session):
         repo = UserRepository(session)
         stored = await repo.get(user.id)
-        until = await repo.register_failed_login(
-            stored, now=datetime.now(UTC), lock_for=policy
-        )
+        counted = await repo.count_attempt(stored, now=datetime.now(UTC), policy=policy)
         await session.commit()
-        return until
+        return counted
 
     assert cli.db(lock) is not None
     shown = ok(cli("user", "show", "carol", "--json")).stdout

@@ -102,13 +102,9 @@ async def change_my_password(
     uow: UnitOfWorkDep,
     lock_policy: LockPolicyDep,
 ) -> None:
-    user = _user_of(grant)
-    # End the read transaction before two slow hashes (SQLite has one writer).
-    await uow.commit()
     await service.change_password(
-        user,
-        body.current_password,
-        body.new_password,
+        _user_of(grant),
+        body,
         lock_policy=lock_policy,
         client_id=grant.client.client_id,
     )
@@ -169,7 +165,6 @@ async def create_user(
 ) -> User:
     if grant is None and body.is_admin:
         raise MissingTokenError("creating an admin needs an admin's token")
-    await uow.commit()  # no transaction open across the slow hash
     user = await service.create(body)
     await uow.commit()
     response.headers["Location"] = f"{router.prefix}/{user.id}"
@@ -225,8 +220,7 @@ async def set_user_password(
     uow: UnitOfWorkDep,
 ) -> None:
     user = await _get(service, user_id)
-    await uow.commit()  # no transaction open across the slow hash
-    await service.set_password(user, body.password)
+    await service.set_password(user, body)
     await uow.commit()
 
 

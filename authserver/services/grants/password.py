@@ -25,13 +25,8 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     scopes = requested_scopes(form.scope, client)
 
     user = await ctx.users.get_by_username(form.username)
-    # End the transaction before the slow hash: on SQLite it holds the one
-    # write lock, and no connection should idle in a transaction for 200 ms.
-    await ctx.uow.commit()
-    if user is None:
-        await ctx.hasher.burn(form.password)
-        await _refuse(ctx, client, None, "unknown_user")
     check = await check_password(
+        ctx.uow,
         ctx.users,
         ctx.hasher,
         user,
@@ -41,6 +36,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     )
     if check.refusal is not None:
         await _refuse(ctx, client, user, check.refusal)
+    assert user is not None  # an unknown user is a refusal
     scopes = scopes_for_user(
         scopes, is_admin=user.is_admin, explicit=form.scope is not None
     )
