@@ -56,18 +56,7 @@ GRANTS = {
     "mixed": "password",
     "race": "refresh_token",
 }
-VERSIONS = (
-    "fastapi",
-    "uvicorn",
-    "uvloop",
-    "httptools",
-    "sqlalchemy",
-    "asyncpg",
-    "joserfc",
-    "libpass",
-    "bcrypt",
-    "authserver",
-)
+VERSIONS = "fastapi uvicorn uvloop httptools sqlalchemy asyncpg joserfc libpass bcrypt"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -208,7 +197,7 @@ class Bench:
                     web = wrk.basic_auth(*server.code_client)
                     # Stop before the codes run out: each is good for one use.
                     return wrk.Load(
-                        "POST", token, c, web, once=bodies, max_requests=CODES - c
+                        "POST", token, c, web, once=bodies, max_requests=count - c
                     )
             return wrk.Load("POST", token, c // 2, auth, logins)
 
@@ -279,19 +268,13 @@ class Bench:
         worker = _children(server.popen.pid)[-1]
         out = Path(tempfile.gettempdir()) / f"authbench-profile-{scenario}.txt"
         self.report.meta["profile"] = str(out)
+        # --gil: only the thread running Python, i.e. where the CPU goes.
         command = [
             str(Path(sys.executable).with_name("py-spy")),
-            "record",
-            "--gil",  # only the thread running Python: where the CPU goes
-            "--nonblocking",
-            "--format",
-            "raw",
-            "--pid",
-            str(worker),
-            "--duration",
-            str(self.args.duration),
-            "--output",
-            str(out),
+            *(
+                f"record --gil --nonblocking --format raw --pid {worker} "
+                f"--duration {self.args.duration} --output {out}"
+            ).split(),
         ]
         return subprocess.Popen(command, stdout=subprocess.DEVNULL)
 
@@ -308,21 +291,10 @@ class Bench:
             user, password = server.users[0]
             # sys.argv of this process only: the secrets never reach a real argv.
             argv = [
-                "race_refresh",
-                "--token-url",
-                server.base_url + server.token_path,
-                "--client-id",
-                server.client[0],
-                "--client-secret",
-                server.client[1],
-                "--username",
-                user,
-                "--password",
-                password,
-                "--parallel",
-                "20",
-                "--rounds",
-                str(self.args.race_rounds),
+                *("race_refresh", "--token-url", server.base_url + server.token_path),
+                *("--client-id", server.client[0], "--client-secret", server.client[1]),
+                *("--username", user, "--password", password, "--parallel", "20"),
+                *("--rounds", str(self.args.race_rounds)),
             ]
             out = io.StringIO()
             saved, sys.argv = sys.argv, argv
@@ -392,7 +364,7 @@ def say(text: str, end: str = "\n") -> None:
 
 def _meta(args: argparse.Namespace) -> dict[str, Any]:
     versions = {}
-    for name in VERSIONS:
+    for name in [*VERSIONS.split(), "authserver"]:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[name] = importlib.metadata.version(name)
     node = shutil.which("node")

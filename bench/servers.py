@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,7 +184,8 @@ def _discover(server: Server, path: str) -> None:
 # --- ours --------------------------------------------------------------------
 
 
-def _authctl(env: dict[str, str], cwd: Path, *args: str, stdin: str = "") -> str:
+def _authctl(env: dict[str, str], cwd: Path, command: str, stdin: str = "") -> str:
+    args = shlex.split(command)
     done = subprocess.run(
         [str(Path(sys.executable).with_name("authctl")), *args],
         input=stdin,
@@ -213,32 +216,31 @@ def start_ours(workdir: Path, workers: int, users: int, rounds: int) -> Server:
     server = Server("authserver", env["AUTH_ISSUER"], "", "", ("", ""), [])
     server.database = name
     try:
-        _authctl(env, workdir, "db", "upgrade")
+        _authctl(env, workdir, "db upgrade")
         made = json.loads(
             _authctl(
                 env,
                 workdir,
-                *("client", "create", "Benchmark", "--client-id", "bench-client"),
-                *("--grant", "password", "--grant", "refresh_token"),
-                *("--grant", "client_credentials", "--scope", "api:read api:write"),
-                *("--audience", "urn:bench:api", "--json"),
+                "client create Benchmark --client-id bench-client --json --grant "
+                "password --grant refresh_token --grant client_credentials "
+                "--scope 'api:read api:write' --audience urn:bench:api",
             )
         )
         server.client = (made["client_id"], made["client_secret"])
         # One user per connection: logins of one account are serialised.
-        for i in range(users):
-            username = f"bench-user-{i}"
-            _authctl(
-                env,
-                workdir,
-                *("user", "create", username, "--password-stdin"),
-                stdin=USER_PASSWORD + "\n",
+        server.users = [(f"bench-user-{i}", USER_PASSWORD) for i in range(users)]
+        create = "user create {} --password-stdin"
+        with ThreadPoolExecutor(4) as pool:  # each is mostly a process start
+            list(
+                pool.map(
+                    lambda n: _authctl(env, workdir, create.format(n), USER_PASSWORD),
+                    [name for name, _ in server.users],
+                )
             )
-            server.users.append((username, USER_PASSWORD))
         log = workdir / "authserver.log"
-        command = ["serve", "--port", str(port), "--workers", str(workers)]
         authctl = str(Path(sys.executable).with_name("authctl"))
-        server.popen = _spawn([authctl, *command], log, workdir, env)
+        serve = [authctl, "serve", "--port", str(port), "--workers", str(workers)]
+        server.popen = _spawn(serve, log, workdir, env)
         _wait_up(server, "/.well-known/openid-configuration", log)
         _discover(server, "/.well-known/openid-configuration")
         if "authorization_code" in server.grants:
@@ -246,10 +248,9 @@ def start_ours(workdir: Path, workers: int, users: int, rounds: int) -> Server:
                 _authctl(
                     env,
                     workdir,
-                    *("client", "create", "Bench web", "--client-id", "bench-web"),
-                    *("--grant", "authorization_code", "--grant", "refresh_token"),
-                    *("--scope", "openid api:read", "--json"),
-                    *("--redirect-uri", REDIRECT_URI),
+                    "client create 'Bench web' --client-id bench-web --json --grant "
+                    "authorization_code --grant refresh_token --scope 'openid "
+                    f"api:read' --redirect-uri {REDIRECT_URI}",
                 )
             )
             server.code_client = (web["client_id"], web["client_secret"])
