@@ -1,8 +1,9 @@
 """Ceilings: the most any server could do on this machine with this stack.
 
 `app` is a minimal Starlette app (FastAPI is built on Starlette, so no FastAPI
-route can be cheaper) with no middleware, served by the same uvicorn command as
-the token server. Each route does only the work its scenario cannot avoid:
+route can be cheaper) with no middleware, served by uvicorn the way `authctl
+serve` runs the token server. Each route does only the work its scenario
+cannot avoid:
 
   GET  /bytes  pre-serialised bytes the size of a one-key JWKS: the ceiling of
                the stack and of the load generator (bounds JWKS and discovery)

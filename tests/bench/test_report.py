@@ -26,6 +26,18 @@ def test_refresh_is_compared_with_the_better_oidc_provider_pg_mode() -> None:
     assert dot["value"] == 9.0 and dot["met"] is True
 
 
+def test_cpu_per_request_is_compared_with_the_cheaper_reference() -> None:
+    report = Report(meta={})
+    report.rows = [
+        _row("refresh", OURS, 300, cpu_ms=1.0),
+        _row("refresh", NOP_PG, 400, cpu_ms=2.0),
+        _row("refresh", NOP_CLUSTER, 300, cpu_ms=3.0),
+    ]
+    pg = _targets(report)["refresh >= 1.5x oidc-provider-pg (best mode)"]
+    assert pg["value"] == 0.75 and pg["met"] is False  # throughput decides
+    assert pg["cpu_ratio"] == 2.0  # shown beside it
+
+
 def test_rounds_are_paired_and_the_median_ratio_decides() -> None:
     report = Report(meta={})
     for number, (ours, theirs) in enumerate(((100, 100), (150, 100), (80, 100)), 1):
