@@ -10,8 +10,10 @@ import anyio.to_thread
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from authserver.api import docs
 from authserver.api.errors import register_error_handlers
 from authserver.api.pipeline import Dispatcher, build_pipeline
+from authserver.api.security_headers import SecurityHeadersMiddleware
 from authserver.api.state import AppState
 from authserver.api.static_documents import StaticDocuments
 from authserver.api.token_endpoint import TokenEndpoint
@@ -27,7 +29,7 @@ from authserver.api.v1 import (
 )
 from authserver.core.config import Settings, get_settings
 from authserver.core.lockout import LockPolicy
-from authserver.core.logging import configure_logging
+from authserver.core.logging import cap_library_loggers, configure_logging
 from authserver.core.metrics import forget_this_process
 from authserver.crud.rotation_batch import RotationBatcher
 from authserver.db.breaker import DatabaseBreaker, install_breaker
@@ -65,6 +67,9 @@ class AuthServerApp(FastAPI):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Also when the app is embedded under someone else's logging set-up: the
+    # drivers' DEBUG lines carry bound values (hashes, sealed blobs).
+    cap_library_loggers(log_sql=settings.log_sql)
     keystore = keystore_from_settings(settings)
     state = AppState(
         settings=settings,
@@ -121,6 +126,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # from the Host header and keeps the method and body, so a client that
         # follows it resends its secrets wherever Host pointed.
         redirect_slashes=False,
+        # FastAPI's own pages load Swagger UI and ReDoc from a CDN; ours
+        # (api/docs.py) serve it from this server.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.authserver = state  # read through api.state.app_state
     fast_paths = (
@@ -131,6 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Dispatcher(app.framework, fast_paths), max_body_bytes=settings.max_body_bytes
     )
     register_error_handlers(app)
+    # Every HTML page is a FastAPI route (the fast paths answer JSON only).
+    app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(token.router)
     app.include_router(well_known.router)
     app.include_router(revoke.router)
@@ -138,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(userinfo.router)
     app.include_router(users.router)
     app.include_router(health.router)
+    app.include_router(docs.router)
     if settings.metrics_enabled:
         app.include_router(metrics.router)
     return app
@@ -151,7 +164,9 @@ def __getattr__(name: str) -> FastAPI:
 
         try:
             settings = get_settings()
-            configure_logging(settings.log_level, settings.log_format)
+            configure_logging(
+                settings.log_level, settings.log_format, log_sql=settings.log_sql
+            )
             application = create_app(settings)
         except ConfigError as exc:
             raise SystemExit(f"authserver: {exc}") from None

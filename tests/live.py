@@ -5,6 +5,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -31,9 +32,16 @@ def live_settings(
 
 
 @asynccontextmanager
-async def live_server(settings: Settings, sock: socket.socket) -> AsyncIterator[str]:
-    """Serve create_app(settings) on `sock` in this event loop; yield its URL."""
-    config = uvicorn.Config(create_app(settings), log_config=None, lifespan="on")
+async def live_server(
+    settings: Settings, sock: socket.socket, **options: Any
+) -> AsyncIterator[str]:
+    """Serve create_app(settings) on `sock` in this event loop; yield its URL.
+
+    `options` go to uvicorn.Config (proxy-header trust, for instance).
+    """
+    config = uvicorn.Config(
+        create_app(settings), log_config=None, lifespan="on", **options
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

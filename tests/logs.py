@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from authserver.core.logging import build_handler
+from authserver.core.logging import build_handler, configure_logging
 
 
 @dataclass
@@ -40,3 +40,28 @@ def capture_logs(level: int = logging.DEBUG) -> Iterator[CapturedLogs]:
     finally:
         root.removeHandler(handler)
         root.setLevel(previous)
+
+
+@contextmanager
+def server_logging(
+    level: str = "DEBUG", *, log_sql: bool = False
+) -> Iterator[CapturedLogs]:
+    """Logging set up exactly as the server sets it up at `level` (JSON lines,
+    library caps), written to a buffer; the test run's own set-up comes back
+    afterwards."""
+    captured = CapturedLogs()
+    loggers = [logging.getLogger()] + [
+        lg
+        for lg in logging.Logger.manager.loggerDict.values()
+        if isinstance(lg, logging.Logger)
+    ]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    configure_logging(level, "json", stream=captured.stream, log_sql=log_sql)
+    try:
+        yield captured
+    finally:
+        for lg, handlers, saved_level, propagate in saved:
+            lg.handlers[:] = handlers
+            lg.setLevel(saved_level)
+            lg.propagate = propagate
+        logging.captureWarnings(False)

@@ -50,7 +50,8 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
         if isinstance(exc, cls):
             status, code = mapped
             break
-    body: dict[str, object] = {"error": code, "error_description": str(exc)}
+    description = exc.public if isinstance(exc, AlreadyExistsError) else str(exc)
+    body: dict[str, object] = {"error": code, "error_description": description}
     if isinstance(exc, InvalidValueError):
         loc = ["body", exc.field] if exc.field else ["body"]
         body["errors"] = [{"loc": loc, "msg": str(exc), "type": "value_error"}]
@@ -83,7 +84,7 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     body = {"error": _HTTP_CODES.get(exc.status_code, "http_error")}
     if isinstance(exc.detail, str):
         body["error_description"] = exc.detail
-    headers = dict(exc.headers or {})
+    headers = {**NO_STORE, **(exc.headers or {})}
     if exc.status_code == 405:
         headers["Allow"] = allowed_methods(request)
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
@@ -130,7 +131,12 @@ def _invalid_request(exc: RequestValidationError) -> OAuthError:
     )
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+_HTTP_CODES = {
+    400: "invalid_request",  # a body FastAPI cannot parse (bad UTF-8, nested too deep)
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+}
 _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     NotFoundError: (404, "not_found"),
     AlreadyExistsError: (409, "conflict"),

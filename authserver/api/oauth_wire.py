@@ -2,7 +2,6 @@
 §3.1). Plain functions over bytes and header values, no framework."""
 
 import base64
-import binascii
 from typing import Protocol, TypeVar
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -37,6 +36,9 @@ def parse_oauth_form(content_type: str | None, body: bytes) -> dict[str, str]:
         raise InvalidRequestError("too many parameters") from None
     params: dict[str, str] = {}
     for name, value in pairs:
+        if "\x00" in name or "\x00" in value:
+            # No parameter of ours holds one, and PostgreSQL text cannot.
+            raise InvalidRequestError("parameters must not contain NUL characters")
         if name in params:
             raise InvalidRequestError(f"parameter {name[:40]} is repeated")
         params[name] = value
@@ -86,13 +88,17 @@ def client_credentials(
         raise InvalidRequestError("use one client authentication method, not two")
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    # All ValueErrors: bad base64 (binascii.Error), a header value with
+    # non-ASCII characters (b64decode refuses such a str), not UTF-8.
+    except ValueError:
         raise InvalidClientError(detail="malformed basic credentials") from None
     raw_id, sep, raw_secret = decoded.partition(":")
     if not sep or not raw_id:
         raise InvalidClientError(detail="malformed basic credentials")
     # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
     client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+    if "\x00" in client_id or "\x00" in secret:
+        raise InvalidClientError(detail="NUL in basic credentials")
     if form.client_id is not None and form.client_id != client_id:
         raise InvalidRequestError("client_id in the body differs from the credentials")
     return ClientCredentials(client_id, secret)

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from authserver.core import metrics
 from authserver.core.context import (
     bind_request,
+    client_ip,
     current_request,
     new_request_id,
     reset_request,
@@ -60,10 +61,9 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = incoming_request_id(scope) or new_request_id()
-        client = scope.get("client")
         token = bind_request(
             request_id,
-            ip=client[0] if client else None,
+            ip=peer_ip(scope),
             route=self.fast_route(scope) if self.fast_route else None,
         )
         started = time.perf_counter()
@@ -98,6 +98,13 @@ def incoming_request_id(scope: Scope) -> str | None:
             candidate = value.decode("latin-1")
             return candidate if _SAFE_REQUEST_ID.fullmatch(candidate) else None
     return None
+
+
+def peer_ip(scope: Scope) -> str | None:
+    """The client's IP address (from X-Forwarded-For when uvicorn trusts the
+    proxy), when it is one."""
+    client = scope.get("client")
+    return client_ip(client[0]) if client else None
 
 
 def route_template(scope: Scope) -> str:
@@ -136,7 +143,6 @@ def finish_request(scope: Scope, status: int, started: float) -> None:
         level = logging.WARNING if status >= 500 else logging.INFO
     if not logger.isEnabledFor(level):
         return
-    client = scope.get("client")
     logger.log(
         level,
         "http_request",
@@ -153,6 +159,6 @@ def finish_request(scope: Scope, status: int, started: float) -> None:
                 else {}
             ),
             "error": context.error if context else None,
-            "client_ip": client[0] if client else None,
+            "client_ip": peer_ip(scope),
         },
     )

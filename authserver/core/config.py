@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = Field(
         "json", description="json: one object per line; console: text for humans."
     )
+    log_sql: bool = Field(
+        False,
+        description="Log every SQL statement at INFO, without its parameters or "
+        "results (database drivers stay at WARNING whatever the level).",
+    )
     db_breaker_failure_threshold: int = Field(
         5,
         ge=1,

@@ -171,7 +171,11 @@ class DomainError(AuthServerError):
 
 
 class AlreadyExistsError(DomainError):
-    pass
+    def __init__(self, message: str, *, public: str | None = None) -> None:
+        super().__init__(message)
+        # What the HTTP API says: vaguer where the message would tell a
+        # stranger about someone else's account (which field is taken).
+        self.public = public or message
 
 
 class NotFoundError(DomainError):

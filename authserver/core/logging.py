@@ -30,6 +30,28 @@ _NOT_EXTRA = (
 # uvicorn's loggers: ours take them over so their lines are JSON too.
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
+# Library loggers capped whatever the root level: below these levels they print
+# what we never log. aiosqlite writes every statement with its parameters at
+# DEBUG (password hashes, secret hashes, sealed retry answers); SQLAlchemy's
+# engine its statements at INFO and result rows at DEBUG; httpx and httpcore
+# URLs (query strings) and headers; python-multipart form data; uvicorn's ASGI
+# message trace the request headers, Authorization included.
+LIBRARY_LOG_CAPS: dict[str, int] = {
+    "aiosqlite": logging.WARNING,
+    "asyncpg": logging.WARNING,
+    "sqlalchemy": logging.WARNING,
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "httpx2": logging.WARNING,
+    "httpcore2": logging.WARNING,
+    "python_multipart": logging.WARNING,
+    "multipart": logging.WARNING,
+    "uvicorn.asgi": logging.INFO,
+}
+# AUTH_LOG_SQL: statements at INFO, never their parameters (the engine's
+# hide_parameters) and never result rows (DEBUG).
+SQL_LOGGER = "sqlalchemy.engine"
+
 
 class RequestIdFilter(logging.Filter):
     """Stamp the current request id on every record, whoever logged it."""
@@ -125,8 +147,23 @@ def build_handler(stream: TextIO, fmt: LogFormat = "json") -> logging.Handler:
     return handler
 
 
+def cap_library_loggers(*, log_sql: bool = False) -> None:
+    """Hold the libraries' loggers at LIBRARY_LOG_CAPS, whatever the root level.
+
+    `log_sql` lets SQLAlchemy's engine log statements (INFO): the engines are
+    made with hide_parameters, so their bound values never appear.
+    """
+    for name, level in LIBRARY_LOG_CAPS.items():
+        logging.getLogger(name).setLevel(level)
+    logging.getLogger(SQL_LOGGER).setLevel(logging.INFO if log_sql else logging.NOTSET)
+
+
 def configure_logging(
-    level: str = "INFO", fmt: LogFormat = "json", stream: TextIO | None = None
+    level: str = "INFO",
+    fmt: LogFormat = "json",
+    stream: TextIO | None = None,
+    *,
+    log_sql: bool = False,
 ) -> None:
     """Route every logger through one handler on the root logger (stdout)."""
     root = logging.getLogger()
@@ -146,7 +183,5 @@ def configure_logging(
     # Our middleware writes the access line (without the query string, which
     # may carry a token); uvicorn's own would duplicate it.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    # At DEBUG SQLAlchemy logs statements and result rows (password hashes):
-    # keep it to warnings whatever the root level.
-    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    cap_library_loggers(log_sql=log_sql)
     logging.captureWarnings(True)

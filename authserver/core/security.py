@@ -180,12 +180,20 @@ def derive_refresh_key(signing_key: RSAKey) -> OctKey:
     return OctKey.import_key(secret, parameters={"kid": kid, "alg": REFRESH_TOKEN_ALG})
 
 
+# Our headers are about 100 bytes; joserfc refuses encoded headers over 512.
+MAX_JWT_HEADER_SEGMENT = 512
+
+
 def jwt_header_alg(token: str) -> str | None:
     """The `alg` a compact JWT's header claims (unverified: only to pick the
     keys and the one algorithm to verify it with), or None if unreadable."""
+    segment = token.split(".", 1)[0]
+    if len(segment) > MAX_JWT_HEADER_SEGMENT:
+        return None
     try:
-        header = json.loads(_unb64(token.split(".", 1)[0]))
-    except ValueError:  # bad base64, bad JSON, bad UTF-8
+        header = json.loads(_unb64(segment))
+    # RecursionError: JSON nested a thousand deep fits in the size bound.
+    except (ValueError, RecursionError):  # bad base64, bad JSON, bad UTF-8
         return None
     alg = header.get("alg") if isinstance(header, dict) else None
     return alg if isinstance(alg, str) else None
@@ -208,7 +216,10 @@ def verify_jwt(
     """
     try:
         token_obj = jwt.decode(token, keys, algorithms=list(algorithms))
-    except (JoseError, ValueError, TypeError) as exc:
+    # joserfc bounds the header it parses before the signature check and reads
+    # the claims only after it; RecursionError (not a ValueError) is caught all
+    # the same, so no JSON shape can ever turn into a 500.
+    except (JoseError, ValueError, TypeError, RecursionError) as exc:
         raise TokenError(f"bad token: {type(exc).__name__}") from None
     header = token_obj.header
     if "kid" not in header:

@@ -3,7 +3,7 @@
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, case, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +15,11 @@ from authserver.crud.common import rowcount
 from authserver.models import User
 from authserver.models.base import UTCDateTime
 from authserver.schemas.user import UserCreate, username_key
+
+# What the HTTP API says of either conflict: which of the two is taken is none
+# of a stranger's business (the enumeration policy in docs/endpoints.md).
+USERNAME_OR_EMAIL_TAKEN = "the username or the email is taken"
+EMAIL_TAKEN = "that email is taken"
 
 
 class UserRepository:
@@ -29,6 +34,23 @@ class UserRepository:
         """The user with this username, compared case-insensitively."""
         stmt = select(User).where(User.username_key == username_key(username))
         return await self.session.scalar(stmt)
+
+    async def taken_field(
+        self, username: str, email: str | None
+    ) -> Literal["username", "email"] | None:
+        """Which of this username and (when given) email another account has.
+
+        One query either way, so the time taken does not tell which.
+        """
+        key = username_key(username)
+        clash = User.username_key == key
+        if email:
+            clash = or_(clash, User.email == email.lower())
+        stmt = select(User.username_key).where(clash).limit(1)
+        found = await self.session.scalar(stmt)
+        if found is None:
+            return None
+        return "username" if found == key else "email"
 
     async def list(
         self,
@@ -67,14 +89,14 @@ class UserRepository:
             is_admin=data.is_admin,
         )
         self.session.add(user)
-        await self._flush(f"username {data.username!r} or its email is taken")
+        await self._flush(USERNAME_OR_EMAIL_TAKEN)
         return user
 
     async def set_email(self, user: User, email: str | None) -> None:
         """Change the email (unverified again); AlreadyExistsError if taken."""
         user.email = email.lower() if email else None
         user.email_verified = False
-        await self._flush("that email is taken")
+        await self._flush(EMAIL_TAKEN)
 
     async def replace_password_hash(
         self,

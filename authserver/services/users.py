@@ -20,7 +20,7 @@ from authserver.core.exceptions import (
 )
 from authserver.core.lockout import LockPolicy
 from authserver.crud.refresh_token import RefreshTokenRepository
-from authserver.crud.user import UserRepository
+from authserver.crud.user import USERNAME_OR_EMAIL_TAKEN, UserRepository
 from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import User
 from authserver.schemas.account import PasswordChange, PasswordSet
@@ -116,9 +116,18 @@ class UserService:
         return user
 
     async def create(self, data: UserCreate) -> User:
-        """Add a user; AlreadyExistsError if the username or email is taken."""
-        if await self.users.get_by_username(data.username) is not None:
-            raise AlreadyExistsError(f"username {data.username!r} is taken")
+        """Add a user; AlreadyExistsError if the username or email is taken.
+
+        Both are checked by one query before the slow hash; the error names the
+        one taken for an admin's terminal, its public words (what the HTTP API
+        says) do not, and the timing is the same for either.
+        """
+        taken = await self.users.taken_field(data.username, data.email)
+        if taken is not None:
+            shown = data.username if taken == "username" else data.email
+            raise AlreadyExistsError(
+                f"{taken} {shown!r} is taken", public=USERNAME_OR_EMAIL_TAKEN
+            )
         password_hash = await self._hash(data.password)
         user = await self.users.add(data, password_hash=password_hash)
         await audit.record(self.users.session, "user_created", subject=str(user.id))

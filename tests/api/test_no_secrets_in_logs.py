@@ -2,20 +2,41 @@
 
 import asyncio
 import base64
+import json
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote_plus
 
+import httpx2
 import pytest
 from sqlalchemy import delete
 from typer.testing import CliRunner
 
 from authserver.core.config import Settings, get_settings
-from authserver.db.session import create_engine, create_session_factory
-from authserver.models import User
-from tests.api.helpers import TOKEN_URL, password_grant, refresh_grant, tokens
-from tests.factories import make_client, make_user
-from tests.logs import CapturedLogs, capture_logs
+from authserver.crud.client import ClientRepository
+from authserver.db.session import (
+    SessionFactory,
+    create_engine,
+    create_session_factory,
+)
+from authserver.models import Client, RefreshToken, User
+from authserver.services.clients import rotate_client_secret
+from tests import factories
+from tests.api.helpers import (
+    INTROSPECT_URL,
+    REVOKE_URL,
+    TOKEN_URL,
+    USERS_URL,
+    bearer,
+    password_grant,
+    refresh_grant,
+    tokens,
+    unverified,
+)
+from tests.factories import DEFAULT_PASSWORD, make_client, make_user
+from tests.live import free_socket, live_server, live_settings
+from tests.logs import CapturedLogs, capture_logs, server_logging
 
 PASSWORD = "Plant3d-Passw0rd-" + uuid.uuid4().hex[:8]
 OPAQUE_BEARER = "opaque-bearer-" + uuid.uuid4().hex
@@ -148,3 +169,172 @@ async def _delete_user(settings: Settings, username: str) -> None:
             await session.commit()
     finally:
         await engine.dispose()
+
+
+def fragments(secret: str | bytes) -> set[str]:
+    """Ways a secret could be printed: as is, URL-encoded; bytes also as their
+    repr (what a driver's parameter tuple shows), hex and base64."""
+    if isinstance(secret, str):
+        return {secret, quote_plus(secret)}
+    shown = repr(secret)[2:-1]
+    middle = shown[len(shown) // 4 : len(shown) // 4 + 24]  # survives truncation
+    return {middle, secret.hex(), base64.b64encode(secret).decode()}
+
+
+def assert_none_logged(logs: CapturedLogs, secrets: dict[str, str | bytes]) -> None:
+    """Neither the raw lines nor the JSON-decoded values hold any secret."""
+    assert logs.records(), "nothing captured"
+    decoded = "\n".join(json.dumps(r, ensure_ascii=False) for r in logs.records())
+    values = "\n".join(str(v) for r in logs.records() for v in r.values())
+    for name, secret in secrets.items():
+        for form in fragments(secret):
+            for text in (logs.text, decoded, values):
+                assert form not in text, f"{name} is in the log: {form[:12]}..."
+
+
+async def test_a_full_flow_at_debug_logs_no_secret_hash_or_blob(
+    database_url, tmp_path, clean_db, session_factory
+):
+    """At AUTH_LOG_LEVEL=DEBUG on a real server: user create, password grant,
+    refresh and its retry, introspect, revoke, password change and client secret
+    rotation leave no password, hash, secret, token or sealed blob in any line,
+    whoever wrote it (our code, uvicorn, SQLAlchemy, aiosqlite, asyncpg, httpx)."""
+    sock = free_socket()
+    settings = live_settings(database_url, tmp_path / "keys", sock)
+    scopes = ("openid", "profile", "email", "admin")
+    secrets: dict[str, str | bytes] = {"password": PASSWORD, "new": NEW_PASSWORD}
+    with server_logging("DEBUG") as logs:
+        async with live_server(settings, sock) as url:
+            async with httpx2.AsyncClient(base_url=url) as http:
+                client = await make_client(session_factory, scopes=scopes)
+                admin = await make_user(session_factory, is_admin=True)
+                admin_token = await live_token(http, client, admin.username)
+                created = await http.post(
+                    USERS_URL,
+                    json={"username": "dora", "password": PASSWORD},
+                    headers=bearer(admin_token["access_token"]),
+                )
+                assert created.status_code == 201, created.text
+                user = await stored(session_factory, User, created.json()["id"])
+                secrets["password_hash"] = user.password_hash
+                login = await live_token(http, client, "dora", PASSWORD)
+                refresh = {
+                    "grant_type": "refresh_token",
+                    "refresh_token": login["refresh_token"],
+                }
+                rotated = ok(
+                    await http.post(TOKEN_URL, data=refresh, auth=client.basic_auth)
+                )
+                retried = ok(
+                    await http.post(TOKEN_URL, data=refresh, auth=client.basic_auth)
+                )
+                assert retried == rotated  # the sealed retry answer was read back
+                secrets["retry_blob"] = await retry_blob(session_factory, login)
+                introspected = await http.post(
+                    INTROSPECT_URL,
+                    data={"token": rotated["access_token"]},
+                    auth=client.basic_auth,
+                )
+                assert introspected.json()["active"] is True
+                changed = await http.post(
+                    f"{USERS_URL}/me/password",
+                    json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+                    headers=bearer(rotated["access_token"]),
+                )
+                assert changed.status_code == 204, changed.text
+                again = await live_token(http, client, "dora", NEW_PASSWORD)
+                revoked = await http.post(
+                    REVOKE_URL,
+                    data={"token": again["refresh_token"]},
+                    auth=client.basic_auth,
+                )
+                assert revoked.status_code == 200
+                new_secret = await rotate_secret(session_factory, client.client_id)
+                dead = await http.post(
+                    INTROSPECT_URL,
+                    data={"token": again["refresh_token"]},
+                    auth=(client.client_id, new_secret),
+                )
+                assert dead.json() == {"active": False}
+
+    user = await stored(session_factory, User, user.id)
+    rotated_client = await stored(session_factory, Client, client.client.id)
+    assert client.secret is not None and rotated_client.secret_hash is not None
+    secrets |= {
+        "new_password_hash": user.password_hash,
+        "client_secret": client.secret,
+        "client_secret_hash": client.client.secret_hash or "",
+        "new_client_secret": new_secret,
+        "new_client_secret_hash": rotated_client.secret_hash,
+        **{f"login_{k}": login[k] for k in ("access_token", "refresh_token")},
+        **{f"rotated_{k}": rotated[k] for k in ("access_token", "refresh_token")},
+        **{f"again_{k}": again[k] for k in ("access_token", "refresh_token")},
+        "admin_access_token": admin_token["access_token"],
+    }
+    assert secrets["password_hash"] != secrets["new_password_hash"]
+    assert_none_logged(logs, secrets)
+    assert logs.named("http_request")  # the server did log, only no secrets
+
+
+NEW_PASSWORD = "An0ther-Planted-" + uuid.uuid4().hex[:8]
+
+
+async def test_sql_logging_opt_in_shows_statements_never_values(
+    session_factory, clean_db
+):
+    """AUTH_LOG_SQL=true: each statement at INFO, no bound value, no row."""
+    with server_logging("DEBUG", log_sql=True) as logs:
+        user = await make_user(session_factory, password=PASSWORD)
+        await stored(session_factory, User, user.id)
+
+    statements = [
+        r["message"] for r in logs.records() if r["logger"].startswith("sqlalchemy")
+    ]
+    assert any(s.startswith("INSERT INTO users") for s in statements), statements
+    assert all(
+        r["level"] != "DEBUG"
+        for r in logs.records()
+        if r["logger"].startswith("sqlalchemy")
+    )
+    assert_none_logged(
+        logs,
+        {"password_hash": user.password_hash, "username": user.username},
+    )
+
+
+def ok(response: httpx2.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def live_token(
+    http: httpx2.AsyncClient,
+    client: factories.TestClient,
+    username: str,
+    password: str = DEFAULT_PASSWORD,
+) -> dict[str, Any]:
+    form = {"grant_type": "password", "username": username, "password": password}
+    return ok(await http.post(TOKEN_URL, data=form, auth=client.basic_auth))
+
+
+async def stored(session_factory: SessionFactory, model: type[Any], key: Any) -> Any:
+    async with session_factory() as session:
+        return await session.get(model, uuid.UUID(str(key)))
+
+
+async def retry_blob(session_factory: SessionFactory, login: dict[str, Any]) -> bytes:
+    """The sealed answer kept for retries of the login's refresh token."""
+    _, claims = unverified(login["refresh_token"])
+    async with session_factory() as session:
+        record = await session.get(RefreshToken, claims["jti"])
+    assert record is not None and record.retry_blob is not None
+    return record.retry_blob
+
+
+async def rotate_secret(session_factory: SessionFactory, client_id: str) -> str:
+    """What `authctl client rotate-secret` does, through the same service."""
+    async with session_factory() as session:
+        secret = await rotate_client_secret(client_id, ClientRepository(session))
+        await session.commit()
+    return secret

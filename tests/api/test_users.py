@@ -3,12 +3,10 @@
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
 
-from authserver.main import create_app
 from tests.api.helpers import (
     ME_URL,
     USERS_URL,
@@ -23,7 +21,6 @@ from tests.api.helpers import (
     tokens,
     user_tokens,
 )
-from tests.conftest import TEST_ISSUER
 from tests.factories import DEFAULT_PASSWORD, make_client, make_user
 
 NEW_PASSWORD = "a brand new passphrase"
@@ -531,16 +528,6 @@ async def test_self_registration_is_off_by_default(api):
     )
 
     assert_bearer_error(response, 401, None)
-
-
-@pytest.fixture
-async def open_api(settings, clean_db) -> AsyncIterator[httpx2.AsyncClient]:
-    """A second app on the same database, with self-registration on."""
-    app = create_app(settings.model_copy(update={"allow_self_registration": True}))
-    async with app.router.lifespan_context(app):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=TEST_ISSUER) as c:
-            yield c
 
 
 async def test_self_registration_when_on(open_api, session_factory):
