@@ -1,27 +1,24 @@
 """authctl audit: read the security audit trail."""
 
+from __future__ import annotations
+
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from authserver.crud.audit import AuditRepository
-from authserver.models import AuditEvent
-from authserver.services.users import UserService
-from cli.common import (
-    JsonOpt,
-    add_row,
-    fail,
-    open_unit_of_work,
-    print_json,
-    print_table,
-    run,
-    table,
-    when,
-)
+from cli.common import open_unit_of_work, run
+from cli.output import JsonOpt, add_row, fail, print_json, print_table, table, when
 from cli.user import user_service
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from authserver.models import AuditEvent
+    from authserver.services.users import UserService
 
 app = typer.Typer(
     help="Read the security audit trail (logins, reuse detections, admin changes).\n\n"
@@ -29,6 +26,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+# The actor of an API call made with a user's token (see core/context.py).
+ACTOR_USER = "user:"
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 AGE = re.compile(r"([0-9]+)([smhd])")  # ASCII digits only: int() takes "²" too
 
@@ -66,14 +65,20 @@ def list_events(
     if as_json:
         print_json(events)
         return
-    grid = table("at", "event", "actor", "subject", "client", "ip", "request id")
+    grid = table(
+        "Time", "Event", "Actor", "Subject", "Username", "Client", "IP", "Request ID"
+    )
     for item in events:
+        actor = item["actor"]
+        if item["actor_username"] is not None:
+            actor = f"{actor} ({item['actor_username']})"
         add_row(
             grid,
-            when(datetime.fromisoformat(item["at"])),
+            item["at"],
             item["event"],
-            item["actor"],
+            actor,
             item["subject"],
+            item["subject_username"],
             item["client_id"],
             item["ip"],
             item["request_id"],
@@ -84,6 +89,8 @@ def list_events(
 async def _list(
     user_ref: str | None, since: datetime | None, event: str | None, limit: int
 ) -> list[dict[str, Any]]:
+    from authserver.crud.audit import AuditRepository
+
     async with open_unit_of_work() as uow:
         subject = None
         if user_ref is not None:
@@ -91,7 +98,8 @@ async def _list(
         rows = await AuditRepository(uow.session).list(
             subject=subject, since=since, event=event, limit=limit
         )
-        return [_json(row) for row in rows]
+        names = await _usernames(uow.session, rows)
+        return [_json(row, names) for row in rows]
 
 
 async def _subject(user_ref: str, service: UserService) -> str:
@@ -103,13 +111,46 @@ async def _subject(user_ref: str, service: UserService) -> str:
         return str((await service.resolve(user_ref)).id)
 
 
-def _json(row: AuditEvent) -> dict[str, Any]:
+async def _usernames(
+    session: AsyncSession, rows: Sequence[AuditEvent]
+) -> dict[str, str]:
+    """Username by user id, for the ids the rows name as subject or actor."""
+    from authserver.crud.user import UserRepository
+
+    texts = [row.subject for row in rows] + [_actor_id(row.actor) for row in rows]
+    ids = {user_id for text in texts if (user_id := _user_id(text)) is not None}
+    found = await UserRepository(session).get_usernames(ids)
+    return {str(user_id): name for user_id, name in found.items()}
+
+
+def _actor_id(actor: str | None) -> str | None:
+    """The user id in a "user:<id>" actor, else None."""
+    if actor and actor.startswith(ACTOR_USER):
+        return actor.removeprefix(ACTOR_USER)
+    return None
+
+
+def _user_id(text: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text) if text else None
+    except ValueError:  # a client_id (client credentials), not a user
+        return None
+
+
+def _username(text: str | None, names: dict[str, str]) -> str | None:
+    user_id = _user_id(text)
+    return names.get(str(user_id)) if user_id else None
+
+
+def _json(row: AuditEvent, names: dict[str, str]) -> dict[str, Any]:
     return {
         "id": row.id,
-        "at": row.at.isoformat(),
+        "at": when(row.at),
         "event": row.event,
         "actor": row.actor,
+        "actor_username": _username(_actor_id(row.actor), names),
         "subject": row.subject,
+        "subject_username": _username(row.subject, names),
         "client_id": row.client_id,
         "ip": row.ip,
         "request_id": row.request_id,

@@ -4,38 +4,32 @@ A confidential client's secret is printed once, when it is made; only its hash
 is stored, so a lost secret is replaced with `rotate-secret`, never recovered.
 """
 
-from typing import Annotated, Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from authserver.core.exceptions import InvalidValueError
-from authserver.crud.client import ClientRepository
-from authserver.models import Client
-from authserver.schemas.client import GRANT_TYPES, ClientCreate
-from authserver.services.clients import (
-    client_id_from_name,
-    create_client,
-    resolve_client,
-    rotate_client_secret,
-)
-from cli.common import (
+from authserver.schemas.grant_types import GRANT_TYPES
+from cli.common import build, open_unit_of_work, run, settings
+from cli.output import (
     JsonOpt,
     add_row,
-    build,
     confirm,
     fail,
-    iso,
     note,
-    open_unit_of_work,
     plural,
     print_details,
     print_json,
     print_table,
-    run,
     say,
-    settings,
     table,
+    when,
 )
+
+if TYPE_CHECKING:
+    from authserver.models import Client
+    from authserver.schemas.client import ClientCreate
 
 app = typer.Typer(
     help="Manage OAuth clients.\n\n"
@@ -61,7 +55,10 @@ SECRET_WARNING = "Store the secret now: it is not shown again (only its hash is 
 
 @app.command("create")
 def create(
-    name: Annotated[str, typer.Argument(help="Display name, e.g. 'Billing service'.")],
+    name: Annotated[
+        str,
+        typer.Argument(metavar="NAME", help="Display name, e.g. 'Billing service'."),
+    ],
     client_id: Annotated[
         str | None,
         typer.Option(help="Public identifier; derived from NAME when omitted."),
@@ -98,6 +95,8 @@ def create(
 
     Example: authctl client create SPA --public --client-id spa --json
     """
+    from authserver.schemas.client import ClientCreate
+
     if client_id is None:
         client_id = _derive(name)
     data = build(
@@ -125,6 +124,9 @@ def create(
 async def _create(
     data: ClientCreate, public: bool
 ) -> tuple[dict[str, Any], str | None]:
+    from authserver.crud.client import ClientRepository
+    from authserver.services.clients import create_client
+
     async with open_unit_of_work() as uow:
         client, secret = await create_client(
             data, ClientRepository(uow.session), public=public
@@ -159,6 +161,8 @@ def list_clients(as_json: JsonOpt = False) -> None:
 
 
 async def _list() -> list[dict[str, Any]]:
+    from authserver.crud.client import ClientRepository
+
     async with open_unit_of_work() as uow:
         return [client_json(c) for c in await ClientRepository(uow.session).list()]
 
@@ -189,6 +193,9 @@ def show(client_id: ClientArg, as_json: JsonOpt = False) -> None:
 
 
 async def _show(client_id: str) -> dict[str, Any]:
+    from authserver.crud.client import ClientRepository
+    from authserver.services.clients import resolve_client
+
     async with open_unit_of_work() as uow:
         return client_json(
             await resolve_client(client_id, ClientRepository(uow.session))
@@ -217,6 +224,9 @@ def rotate_secret(client_id: ClientArg, as_json: JsonOpt = False) -> None:
 
 
 async def _rotate(client_id: str) -> str:
+    from authserver.crud.client import ClientRepository
+    from authserver.services.clients import rotate_client_secret
+
     async with open_unit_of_work() as uow:
         secret = await rotate_client_secret(client_id, ClientRepository(uow.session))
         await uow.commit()
@@ -241,6 +251,9 @@ def delete(
 
 
 async def _delete(client_id: str) -> None:
+    from authserver.crud.client import ClientRepository
+    from authserver.services.clients import resolve_client
+
     async with open_unit_of_work() as uow:
         clients = ClientRepository(uow.session)
         await clients.delete(await resolve_client(client_id, clients))
@@ -256,12 +269,15 @@ def client_json(client: Client) -> dict[str, Any]:
         "grant_types": list(client.grant_types),
         "scopes": list(client.scopes),
         "audience": client.audience,
-        "created_at": iso(client.created_at),
-        "updated_at": iso(client.updated_at),
+        "created_at": when(client.created_at),
+        "updated_at": when(client.updated_at),
     }
 
 
 def _derive(name: str) -> str:
+    from authserver.core.exceptions import InvalidValueError
+    from authserver.services.clients import client_id_from_name
+
     try:
         return client_id_from_name(name)
     except InvalidValueError as exc:

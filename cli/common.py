@@ -1,54 +1,42 @@
-"""Helpers every authctl command shares: settings, the session, output, error exits.
+"""Helpers every authctl command shares: settings, the session, error exits.
 
 A command is a thin sync function: it parses options, builds its input with the
 project's schemas (`build`), bridges into one coroutine with `run` and prints
-the result. `run` turns every expected failure into one line on stderr and exit
-code 1; Click itself exits 2 on usage errors.
+the result (`cli.output`). `run` turns every expected failure into one line on
+stderr and exit code 1; Click itself exits 2 on usage errors.
+
+The heavy stack (SQLAlchemy, Alembic, pydantic, the services) is imported
+inside the functions that use it, never at module level: `authctl --help` and
+`--version` load none of it and answer at once.
 """
 
+from __future__ import annotations
+
 import asyncio
-import json
-import sys
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import typer
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
-from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
-from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy import event
-from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from cli.output import fail
 
-from authserver.core.config import ConfigError, Settings, get_settings
-from authserver.core.exceptions import DomainError
-from authserver.db import migrate
-from authserver.db.init import DatabaseNotReadyError
-from authserver.db.session import create_engine, create_session_factory
-from authserver.db.unit_of_work import UnitOfWork
-from authserver.services.keystore import KeyStoreError
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
+    from pydantic_core import ErrorDetails
+    from sqlalchemy.engine import Dialect
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from authserver.core.config import ConfigError, Settings
+    from authserver.db.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
-
-# `--json` on every listing and create command: JSON only on stdout, for scripts.
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON only (scripts).")]
-
-console = Console()
-err_console = Console(stderr=True)
+M = TypeVar("M", bound="BaseModel")
 
 
 def settings() -> Settings:
     """The AUTH_ settings (and .env), read once per process like the server does."""
+    from authserver.core.config import ConfigError, get_settings
+
     try:
         return get_settings()
     except ConfigError as exc:
@@ -57,6 +45,15 @@ def settings() -> Settings:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run one command's coroutine on its own event loop; expected failures exit 1."""
+    from alembic.util.exc import CommandError
+    from pydantic import ValidationError
+    from sqlalchemy.exc import DBAPIError
+
+    from authserver.core.config import ConfigError
+    from authserver.core.exceptions import DomainError
+    from authserver.db.init import DatabaseNotReadyError
+    from authserver.services.keystore import KeyStoreError
+
     try:
         return asyncio.run(coro)
     except (
@@ -74,14 +71,6 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(database_problem(exc))
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    # Text, not markup: messages quote user input, which may contain "[...]".
-    err_console.print(
-        Text.assemble(("error: ", "red"), message), highlight=False, soft_wrap=True
-    )
-    raise typer.Exit(code)
-
-
 def build(
     model: type[M],
     names: Mapping[str, str] | None = None,
@@ -89,6 +78,8 @@ def build(
     **data: Any,
 ) -> M:
     """Validate command input with the API's own schema; a bad value exits 1."""
+    from pydantic import ValidationError
+
     try:
         return model(**data)
     except ValidationError as exc:
@@ -105,6 +96,8 @@ def check(
 ) -> None:
     """Validate every field but `later` now: nobody should type a password for
     a username that is then refused. A bad value exits 1."""
+    from pydantic import ValidationError
+
     try:
         model(**data)
     except ValidationError as exc:
@@ -142,6 +135,8 @@ def error_message(
 
 
 def database_problem(exc: BaseException) -> str:
+    from sqlalchemy.exc import DBAPIError, InterfaceError
+
     url = safe_url(settings().database_url)
     reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc
     text = first_line(reason)
@@ -156,6 +151,9 @@ def database_problem(exc: BaseException) -> str:
 
 def safe_url(url: str) -> str:
     """The URL for a message, its password masked."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
@@ -179,6 +177,9 @@ async def open_unit_of_work() -> AsyncIterator[UnitOfWork]:
 
     Leaving it rolls back whatever the command did not commit.
     """
+    from authserver.db.session import create_session_factory
+    from authserver.db.unit_of_work import UnitOfWork
+
     engine = database_engine()
     try:
         await require_schema(engine)
@@ -188,13 +189,23 @@ async def open_unit_of_work() -> AsyncIterator[UnitOfWork]:
         await engine.dispose()
 
 
-def database_engine() -> AsyncEngine:
+def database_engine(*, create: bool = False) -> AsyncEngine:
     """The engine for AUTH_DATABASE_URL, after a cheap check of SQLite's path.
+
+    Only commands that build the schema (`db upgrade`, `serve`) pass `create`:
+    any other command would leave an empty SQLite file behind, and then fail
+    on it, when AUTH_DATABASE_URL names a file that does not exist.
 
     A URL that SQLAlchemy or the driver cannot make sense of (a port that is no
     number or out of range, a parameter the driver does not take) raises
     ConfigError, now or at the first connection; `run` reports it in one line.
     """
+    from sqlalchemy import event
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from authserver.db.session import create_engine
+
     current = settings()
     try:
         url = make_url(current.database_url)
@@ -203,20 +214,33 @@ def database_engine() -> AsyncEngine:
         # pieces of the password (one with an "@" in it, say).
         raise _bad_database_url("malformed host or port") from None
     if current.is_sqlite:
-        path = url.database
-        # SQLite would fail with a vague "unable to open database file" (and
-        # aiosqlite leave a thread behind); name the real problem instead.
-        if path and path != ":memory:" and not Path(path).parent.is_dir():
-            raise DatabaseNotReadyError(
-                f"cannot open the SQLite database {path}: "
-                f"directory {Path(path).parent} does not exist"
-            )
+        _check_sqlite_file(url.database, uri="uri" in url.query, create=create)
     try:
         engine = create_engine(current)  # turns the query into connect() arguments
     except (ArgumentError, ValueError) as exc:
         raise _bad_database_url(first_line(exc)) from None
     event.listen(engine.sync_engine, "do_connect", _connect_checked)
     return engine
+
+
+def _check_sqlite_file(path: str | None, *, uri: bool, create: bool) -> None:
+    from authserver.db.init import DatabaseNotReadyError
+
+    if not path or path == ":memory:" or uri:
+        return  # in memory, or a file: URI whose path SQLite itself parses
+    file = Path(path)
+    # SQLite would fail with a vague "unable to open database file" (and
+    # aiosqlite leave a thread behind); name the real problem instead.
+    if not file.parent.is_dir():
+        raise DatabaseNotReadyError(
+            f"cannot open the SQLite database {path}: "
+            f"directory {file.parent} does not exist"
+        )
+    if not create and not file.exists():
+        raise DatabaseNotReadyError(
+            f"no database at {file.resolve()} (AUTH_DATABASE_URL): "
+            "`authctl db upgrade` or `authctl serve` creates it"
+        )
 
 
 def _connect_checked(
@@ -231,6 +255,11 @@ def _connect_checked(
 
 
 def _bad_database_url(reason: str) -> ConfigError:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from authserver.core.config import ConfigError
+
     url = settings().database_url
     try:
         password = make_url(url).password
@@ -249,6 +278,9 @@ def first_line(exc: BaseException) -> str:
 
 async def require_schema(engine: AsyncEngine) -> None:
     """Refuse to touch tables whose shape this code does not know."""
+    from authserver.db import migrate
+    from authserver.db.init import DatabaseNotReadyError
+
     current = await migrate.get_current(engine)
     head = migrate.head_revision()
     if current == head:
@@ -265,86 +297,13 @@ async def require_schema(engine: AsyncEngine) -> None:
 
 
 def _known_revision(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
+    from authserver.db import migrate
+
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
     try:
         return scripts.get_revision(revision) is not None
     except CommandError:
         return False
-
-
-# --- output --------------------------------------------------------------------
-
-
-def print_json(data: object) -> None:
-    """JSON and nothing else on stdout, for scripts (`--json`)."""
-    sys.stdout.write(json.dumps(data, default=str, indent=2) + "\n")
-    sys.stdout.flush()
-
-
-def say(message: str) -> None:
-    """One plain line on stdout (no markup: it may quote user input)."""
-    console.print(Text(message), highlight=False, soft_wrap=True)
-
-
-def note(message: str) -> None:
-    """Advice for the human at the terminal; stderr keeps stdout parseable."""
-    err_console.print(Text(message, style="yellow"), highlight=False, soft_wrap=True)
-
-
-def confirm(question: str, *, yes: bool) -> None:
-    """Ask before a destructive step unless --yes; "no" (or no answer) exits 1."""
-    if yes:
-        return
-    try:
-        agreed = typer.confirm(question, err=True)
-    except typer.Abort:  # end of input or Ctrl-C, at the prompt
-        err_console.print()
-        fail("no answer, nothing changed (--yes skips the question)")
-    if not sys.stdin.isatty():
-        err_console.print()  # an answer from a pipe is not echoed: end the line
-    if not agreed:
-        fail("not confirmed, nothing changed")
-
-
-def when(moment: datetime | None) -> str:
-    if moment is None:
-        return "-"
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def yes_no(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
-def iso(moment: datetime) -> str:
-    """A timestamp for JSON output, in the same form as the API's (Z for UTC)."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def table(*columns: str) -> Table:
-    return Table(*columns, highlight=False)
-
-
-def add_row(grid: Table, *cells: object) -> None:
-    grid.add_row(*(Text("-" if cell is None else str(cell)) for cell in cells))
-
-
-def print_table(grid: Table) -> None:
-    if console.is_terminal:
-        console.print(grid)
-        return
-    # Piped or redirected: Rich would squeeze the table into 80 columns and cut
-    # ids short with an ellipsis; print whole values for grep and friends.
-    natural = Measurement.get(console, console.options.update_width(10_000), grid)
-    Console(width=max(natural.maximum, console.width)).print(grid)
-
-
-def print_details(pairs: Mapping[str, object]) -> None:
-    """Field/value lines for `show` commands."""
-    pad = max(map(len, pairs), default=0) + 2
-    for field, value in pairs.items():
-        say(f"{field:<{pad}}{'-' if value is None else value}")
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -4,39 +4,42 @@ The migrations ship inside the package, so these commands work from any
 directory; the database URL is AUTH_DATABASE_URL, as for the server.
 """
 
+from __future__ import annotations
+
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from authserver.db import migrate
-from cli.common import (
+from cli.common import database_engine, run
+from cli.output import (
+    JsonOpt,
     add_row,
     confirm,
-    database_engine,
     fail,
     print_json,
     print_table,
-    run,
     say,
     table,
 )
 from cli.parsing import NegativeNumberCommand
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 app = typer.Typer(
     help="Database schema migrations.\n\nExample: authctl db upgrade",
     no_args_is_help=True,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON only (scripts).")]
-
 
 @app.command("upgrade")
 def upgrade(
     revision: Annotated[
-        str, typer.Argument(help="Target revision (default: the latest).")
+        str,
+        typer.Argument(
+            metavar="REVISION", help="Target revision (default: the latest)."
+        ),
     ] = "head",
 ) -> None:
     """Apply pending migrations up to REVISION (default: head, the latest).
@@ -46,15 +49,22 @@ def upgrade(
 
     Example: authctl db upgrade
     """
+    from authserver.db import migrate
+
     _require(revision)
-    current = run(_migrate(lambda engine: migrate.upgrade(engine, revision)))
+    current = run(
+        _migrate(lambda engine: migrate.upgrade(engine, revision), create=True)
+    )
     say(f"database at revision {_describe(current)}")
 
 
 @app.command("downgrade", cls=NegativeNumberCommand)
 def downgrade(
     revision: Annotated[
-        str, typer.Argument(help="Target revision, e.g. 0001, -1 or base.")
+        str,
+        typer.Argument(
+            metavar="REVISION", help="Target revision, e.g. 0001, -1 or base."
+        ),
     ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
@@ -62,6 +72,8 @@ def downgrade(
 
     Example: authctl db downgrade -1 --yes
     """
+    from authserver.db import migrate
+
     _require(revision)
     # An unknown or unreachable revision fails before the question, not after.
     run(_migrate(lambda engine: migrate.check_downgrade(engine, revision)))
@@ -85,6 +97,8 @@ def current(
 
     Example: authctl db current --check
     """
+    from authserver.db import migrate
+
     revision = run(_migrate(None))
     head = migrate.head_revision()
     if as_json:
@@ -103,6 +117,10 @@ def history(as_json: JsonOpt = False) -> None:
 
     Example: authctl db history
     """
+    from alembic.script import ScriptDirectory
+
+    from authserver.db import migrate
+
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
     revisions: list[dict[str, Any]] = [
         {
@@ -129,10 +147,14 @@ def history(as_json: JsonOpt = False) -> None:
 
 
 async def _migrate(
-    action: Callable[[AsyncEngine], Awaitable[None]] | None,
+    action: Callable[[AsyncEngine], Awaitable[object]] | None,
+    *,
+    create: bool = False,
 ) -> str | None:
     """Run one migration step (or none) and return the revision it left."""
-    engine = database_engine()
+    from authserver.db import migrate
+
+    engine = database_engine(create=create)
     try:
         if action is not None:
             await action(engine)
@@ -147,6 +169,8 @@ def _require(revision: str) -> None:
 
 
 def _describe(revision: str | None) -> str:
+    from authserver.db import migrate
+
     if revision is None:
         return "none (empty schema)"
     return f"{revision} (head)" if revision == migrate.head_revision() else revision

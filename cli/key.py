@@ -6,36 +6,31 @@ AUTH_KEYSTORE_CHECK_INTERVAL seconds), so these commands only edit the store;
 no restart and no database are involved.
 """
 
+from __future__ import annotations
+
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from authserver.services import audit
-from authserver.services.keystore import (
-    MANIFEST,
-    KeyRecord,
-    KeyStore,
-    KeyStoreError,
-    keystore_from_settings,
-    signing_record,
-)
-from cli.common import (
+from cli.common import open_unit_of_work, settings
+from cli.output import (
     JsonOpt,
     add_row,
     confirm,
     fail,
     note,
-    open_unit_of_work,
     print_json,
     print_table,
     say,
-    settings,
     table,
     when,
 )
+
+if TYPE_CHECKING:
+    from authserver.services.keystore import KeyRecord, KeyStore
 
 T = TypeVar("T")
 
@@ -56,6 +51,8 @@ def list_keys(as_json: JsonOpt = False) -> None:
 
     Example: authctl key list
     """
+    from authserver.services.keystore import signing_record
+
     store = _store()
     now = datetime.now(UTC)
     records = _guard(store.records)
@@ -64,8 +61,8 @@ def list_keys(as_json: JsonOpt = False) -> None:
         print_json([key_json(r, now, signer) for r in records])
         return
     grid = table(
-        "KID",
-        "Alg",
+        "Key ID",
+        "Algorithm",
         "State",
         "Created",
         "Signs from",
@@ -114,6 +111,8 @@ def rotate(
 
     Example: authctl key rotate
     """
+    from authserver.services.keystore import signing_record
+
     store = _store()
     new = _guard(lambda: store.rotate(immediate=now))
     _audit("key_rotated", kid=new.kid, signing_from=new.signing_from.isoformat())
@@ -176,7 +175,9 @@ def prune(as_json: JsonOpt = False) -> None:
 
 @app.command("revoke")
 def revoke(
-    kid: Annotated[str, typer.Argument(help="The key id (see authctl key list).")],
+    kid: Annotated[
+        str, typer.Argument(metavar="KID", help="The key id (see authctl key list).")
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -221,8 +222,11 @@ def revoke(
 def key_json(
     record: KeyRecord, now: datetime, signer: KeyRecord | None
 ) -> dict[str, Any]:
+    stored = record.to_json()
+    times = {k: when(v) for k, v in vars(record).items() if isinstance(v, datetime)}
     return {
-        **record.to_json(),
+        **stored,
+        **{k: v for k, v in times.items() if k in stored},
         "state": record.state(now),
         "signing": signer is not None and record.kid == signer.kid,
         "published": record.is_published(now),
@@ -244,6 +248,8 @@ def _published(record: KeyRecord, now: datetime) -> str:
 
 
 def _store() -> KeyStore:
+    from authserver.services.keystore import MANIFEST, keystore_from_settings
+
     current = settings()
     if not (current.keys_dir / MANIFEST).is_file():
         # Most likely AUTH_KEYS_DIR points somewhere else than the server's:
@@ -262,6 +268,8 @@ def _audit(event: str, **detail: Any) -> None:
     gets a warning, not a failure after the fact.
     """
 
+    from authserver.services import audit
+
     async def write() -> None:
         async with open_unit_of_work() as uow:
             await audit.record(uow.session, event, **detail)
@@ -274,6 +282,8 @@ def _audit(event: str, **detail: Any) -> None:
 
 
 def _guard(action: Callable[[], T]) -> T:
+    from authserver.services.keystore import KeyStoreError
+
     try:
         return action()
     except KeyStoreError as exc:

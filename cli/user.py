@@ -4,39 +4,38 @@ Every rule (password policy, revoking refresh tokens on disable, delete and
 password change) lives in authserver.services.users, shared with the API.
 """
 
+from __future__ import annotations
+
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from authserver.core.exceptions import AlreadyExistsError
-from authserver.crud.user import UserRepository
-from authserver.db.unit_of_work import UnitOfWork
-from authserver.models import User
-from authserver.schemas.account import PasswordSet
-from authserver.schemas.user import UserCreate, UserRead
-from authserver.services.passwords import PasswordHasher
-from authserver.services.users import UserService
-from cli.common import (
+from cli.common import build, check, open_unit_of_work, run, settings
+from cli.output import (
     JsonOpt,
     add_row,
-    build,
-    check,
     confirm,
     fail,
-    open_unit_of_work,
     plural,
     print_details,
     print_json,
     print_table,
-    run,
     say,
-    settings,
     table,
+    when,
     yes_no,
 )
 from cli.parsing import SecretArgsCommand
+
+if TYPE_CHECKING:
+    from authserver.db.unit_of_work import UnitOfWork
+    from authserver.models import User
+    from authserver.schemas.user import UserCreate
+    from authserver.services.users import UserService
+
+    Action = Callable[[UserService, User], Awaitable[int | None]]
 
 app = typer.Typer(
     help="Manage user accounts. USER is a username or a user id (UUID).\n\n"
@@ -58,13 +57,14 @@ FIELDS = {"username": "USERNAME", "email": "--email"}
 HINTS = {"username": "use 1 to 150 letters, digits and . _ @ + -"}
 PAGE_SIZE = 500
 
-Action = Callable[[UserService, User], Awaitable[int | None]]
-
 
 @app.command("create", cls=SecretArgsCommand)
 def create(
     username: Annotated[
-        str, typer.Argument(help="Login name: letters, digits and . _ @ + -")
+        str,
+        typer.Argument(
+            metavar="USERNAME", help="Login name: letters, digits and . _ @ + -"
+        ),
     ],
     email: Annotated[str | None, typer.Option(help="Email address.")] = None,
     admin: Annotated[
@@ -82,6 +82,8 @@ def create(
 
     Example: printf '%s\\n' "$PW" | authctl user create bot --password-stdin --json
     """
+    from authserver.schemas.user import UserCreate
+
     fields = {"username": username, "email": email, "is_admin": admin}
     check(UserCreate, FIELDS, HINTS, later="password", **fields)
     password = read_password(password_stdin, lambda: _check_free(username))
@@ -95,6 +97,9 @@ def create(
 
 
 async def _check_free(username: str) -> None:
+    from authserver.core.exceptions import AlreadyExistsError
+    from authserver.crud.user import UserRepository
+
     async with open_unit_of_work() as uow:
         if await UserRepository(uow.session).get_by_username(username) is not None:
             raise AlreadyExistsError(f"username {username!r} is taken")
@@ -130,7 +135,7 @@ def list_users(
             user["email"],
             yes_no(user["is_active"]),
             yes_no(user["is_admin"]),
-            user["created_at"][:19].replace("T", " "),
+            user["created_at"],
             user["id"],
         )
     print_table(grid)
@@ -141,6 +146,8 @@ def list_users(
 
 
 async def _list(show_all: bool) -> list[dict[str, Any]]:
+    from authserver.crud.user import UserRepository
+
     repo_filter = None if show_all else True
     users: list[dict[str, Any]] = []
     async with open_unit_of_work() as uow:
@@ -194,6 +201,16 @@ def disable(user_ref: UserArg) -> None:
     say(f"disabled {user['username']}; revoked {_tokens(revoked)}")
 
 
+@app.command("enable")
+def enable(user_ref: UserArg) -> None:
+    """Enable a disabled user again.
+
+    Example: authctl user enable alice
+    """
+    user, _ = run(_apply(user_ref, lambda s, u: s.set_active(u, True)))
+    say(f"enabled {user['username']}")
+
+
 @app.command("unlock")
 def unlock(user_ref: UserArg) -> None:
     """Lift a brute-force lock and reset the failed-login count.
@@ -208,22 +225,14 @@ def unlock(user_ref: UserArg) -> None:
     say(f"unlocked {user['username']}")
 
 
-@app.command("enable")
-def enable(user_ref: UserArg) -> None:
-    """Enable a disabled user again.
-
-    Example: authctl user enable alice
-    """
-    user, _ = run(_apply(user_ref, lambda s, u: s.set_active(u, True)))
-    say(f"enabled {user['username']}")
-
-
 @app.command("set-password", cls=SecretArgsCommand)
 def set_password(user_ref: UserArg, password_stdin: PasswordStdinOpt = False) -> None:
     """Set a new password (asked twice, hidden); revokes every refresh token.
 
     Example: authctl user set-password alice
     """
+    from authserver.schemas.account import PasswordSet
+
     password = read_password(password_stdin, lambda: _apply(user_ref, None))
     new = build(PasswordSet, password=password)
 
@@ -299,6 +308,9 @@ def _admin(flag: bool) -> Action:
 
 
 def user_service(uow: UnitOfWork) -> UserService:
+    from authserver.services.passwords import PasswordHasher
+    from authserver.services.users import UserService
+
     return UserService.over(uow, PasswordHasher(settings().bcrypt_rounds))
 
 
@@ -306,8 +318,15 @@ def _tokens(count: int | None) -> str:
     return plural(count or 0, "refresh token")
 
 
+TIMES = ("created_at", "updated_at", "password_changed_at", "locked_until")
+
+
 def user_json(user: User) -> dict[str, Any]:
-    return UserRead.model_validate(user).model_dump(mode="json")
+    """The API's UserRead, with authctl's one timestamp format."""
+    from authserver.schemas.user import UserRead
+
+    data = UserRead.model_validate(user).model_dump(mode="json")
+    return {**data, **{name: when(data[name]) for name in TIMES}}
 
 
 def read_password(

@@ -121,6 +121,39 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, description="Largest accepted request body."
     )
+    http_max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request line plus headers (431 beyond).",
+    )
+    http_max_headers: int = Field(
+        100, ge=16, le=10_000, description="Most header fields a request may send."
+    )
+    http_header_timeout: Seconds = Field(
+        timedelta(seconds=10),
+        gt=timedelta(0),
+        description="Longest a request's line and headers may take to arrive "
+        "(408 and the connection closed).",
+    )
+    http_body_timeout: Seconds = Field(
+        timedelta(seconds=10),
+        gt=timedelta(0),
+        description="Longest a request body may take to arrive once its headers "
+        "are in (408 and the connection closed).",
+    )
+    http_keep_alive_timeout: Seconds = Field(
+        timedelta(seconds=5),
+        gt=timedelta(0),
+        description="An idle connection, new or between requests, is closed "
+        "after this long.",
+    )
+    http_max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Open connections (or requests in progress) per worker "
+        "beyond which a request gets 503 at once.",
+    )
     db_pool_size: int = Field(
         20,
         ge=1,
@@ -135,8 +168,10 @@ class Settings(BaseSettings):
     log_level: str = Field(
         "INFO", description="Root log level: DEBUG, INFO, WARNING or ERROR."
     )
-    log_format: Literal["json", "console"] = Field(
-        "json", description="json: one object per line; console: text for humans."
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto",
+        description="json: one object per line; console: text for humans; "
+        "auto: console on a terminal, else json.",
     )
     log_sql: bool = Field(
         False,

@@ -16,7 +16,7 @@ from typing import Any, Literal, TextIO
 from authserver.core.context import current_request_id
 from authserver.core.redaction import redact, redact_mapping, scrub_text
 
-LogFormat = Literal["json", "console"]
+LogFormat = Literal["auto", "json", "console"]
 
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -138,13 +138,26 @@ class ConsoleFormatter(logging.Formatter):
 
 
 def build_handler(stream: TextIO, fmt: LogFormat = "json") -> logging.Handler:
-    """A stream handler with the request-id and redaction filters and a formatter."""
+    """A stream handler with the request-id and redaction filters and a formatter.
+
+    `auto` is console text on a terminal (someone reads it) and JSON lines
+    otherwise (a log shipper does).
+    """
+    if fmt == "auto":
+        fmt = "console" if _is_terminal(stream) else "json"
     handler = logging.StreamHandler(stream)
     handler.addFilter(RequestIdFilter())
     # No RedactionFilter here: both formatters scrub the whole line themselves,
     # and a second pass would double the cost of every log line.
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
     return handler
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def cap_library_loggers(*, log_sql: bool = False) -> None:
@@ -183,5 +196,11 @@ def configure_logging(
     # Our middleware writes the access line (without the query string, which
     # may carry a token); uvicorn's own would duplicate it.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Alembic logs "Context impl ..." whenever a migration context is made
+    # (several per start) and a line per step; whoever migrates logs one line
+    # saying what changed instead. At DEBUG, all of it.
+    logging.getLogger("alembic").setLevel(
+        logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
+    )
     cap_library_loggers(log_sql=log_sql)
     logging.captureWarnings(True)

@@ -1,7 +1,7 @@
 """User repository."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -34,6 +34,15 @@ class UserRepository:
         """The user with this username, compared case-insensitively."""
         stmt = select(User).where(User.username_key == username_key(username))
         return await self.session.scalar(stmt)
+
+    async def get_usernames(
+        self, user_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, str]:
+        """The usernames of those of these ids that still exist."""
+        if not user_ids:
+            return {}
+        stmt = select(User.id, User.username).where(User.id.in_(user_ids))
+        return {row.id: row.username for row in await self.session.execute(stmt)}
 
     async def taken_field(
         self, username: str, email: str | None

@@ -11,11 +11,14 @@ class DatabaseNotReadyError(Exception):
     """The database is unreachable or its schema is not at the latest revision."""
 
 
-async def prepare_database(engine: AsyncEngine, settings: Settings) -> None:
+async def prepare_database(
+    engine: AsyncEngine, settings: Settings
+) -> migrate.Migration | None:
+    """Migrate to head (AUTH_AUTO_MIGRATE) and say what changed, or insist the
+    schema is at head already and return None."""
     try:
         if settings.auto_migrate:
-            await migrate.upgrade(engine)
-            return
+            return await migrate.upgrade(engine)
         at_head = await migrate.is_at_head(engine)
     except (DBAPIError, OSError) as exc:
         raise DatabaseNotReadyError(
@@ -26,3 +29,4 @@ async def prepare_database(engine: AsyncEngine, settings: Settings) -> None:
             "the database schema is not at the latest revision; "
             "run `authctl db upgrade` (or set AUTH_AUTO_MIGRATE=true)"
         )
+    return None

@@ -1,6 +1,7 @@
 """Alembic, driven from code: upgrade, downgrade and the schema revision check."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -21,6 +22,18 @@ MIGRATION_LOCK_ID = 0x61757468
 _Action = Callable[[Config], None]
 
 
+@dataclass(frozen=True)
+class Migration:
+    """What a migration run did: the schema revision before and after."""
+
+    before: str | None
+    after: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
 def alembic_config(database_url: str | None = None) -> Config:
     """The project's Alembic config, wherever the process runs from."""
     cfg = Config()
@@ -38,12 +51,13 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    await _run(engine, revision, lambda cfg: command.upgrade(cfg, revision))
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> Migration:
+    """Migrate up to `revision`; returns the revisions before and after."""
+    return await _run(engine, revision, lambda cfg: command.upgrade(cfg, revision))
 
 
-async def downgrade(engine: AsyncEngine, revision: str) -> None:
-    await _run(
+async def downgrade(engine: AsyncEngine, revision: str) -> Migration:
+    return await _run(
         engine, revision, lambda cfg: command.downgrade(cfg, revision), down=True
     )
 
@@ -70,20 +84,22 @@ async def is_at_head(engine: AsyncEngine) -> bool:
 
 async def _run(
     engine: AsyncEngine, revision: str, action: _Action, *, down: bool = False
-) -> None:
-    def run(connection: Connection) -> None:
+) -> Migration:
+    def run(connection: Connection) -> Migration:
         if connection.dialect.name == "postgresql":
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID}
             )
+        before = current_revision(connection)
         cfg = alembic_config()
         _check_target(cfg, connection, revision, down=down)
         cfg.attributes["connection"] = connection
         action(cfg)
+        return Migration(before, current_revision(connection))
 
     # On SQLite the engine begins with BEGIN IMMEDIATE, which serialises too.
     async with engine.begin() as conn:
-        await conn.run_sync(run)
+        return await conn.run_sync(run)
 
 
 def _check_target(

@@ -4,11 +4,11 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from authserver.schemas.grant_types import GRANT_TYPES
 from authserver.schemas.identifiers import refuse_uuid
 from authserver.schemas.scope import validate_scope_tokens
 from authserver.schemas.token import MAX_SCOPE
 
-GRANT_TYPES = ("password", "refresh_token", "client_credentials")
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{3,100}$")
 
 
@@ -59,3 +59,11 @@ class ClientCreate(BaseModel):
         if not name.isprintable():
             raise ValueError("the name has control characters (a newline?)")
         return name
+
+    @field_validator("audience")
+    @classmethod
+    def _printable_audience(cls, value: str | None) -> str | None:
+        # Shown by authctl and put in every token: never a terminal escape.
+        if value is not None and not value.isprintable():
+            raise ValueError("the audience has control characters")
+        return value

@@ -19,6 +19,7 @@ from tests.conftest import create_pg_database, drop_pg_database
 def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A new database without any schema, per backend."""
     if request.param == "sqlite":
+        (tmp_path / "empty.db").touch()  # an empty file is an empty database
         yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
         return
     skip_without_postgres()
@@ -56,6 +57,34 @@ def test_upgrade_current_history_downgrade(
     assert status(cli)["at_head"] is True
     assert "none" in ok(cli("db", "downgrade", "base", "--yes")).stdout
     assert status(cli)["current"] is None
+
+
+READ_ONLY = {
+    "user-list": ["user", "list"],
+    "user-show": ["user", "show", "alice"],
+    "client-list": ["client", "list", "--json"],
+    "audit-list": ["audit", "list"],
+    "db-current": ["db", "current"],
+    "db-downgrade": ["db", "downgrade", "base", "--yes"],
+}
+
+
+@pytest.mark.parametrize("args", list(READ_ONLY.values()), ids=list(READ_ONLY))
+def test_a_command_that_reads_creates_no_database_file(
+    cli_for: Callable[..., Cli], tmp_path: Path, args: list[str]
+) -> None:
+    missing = tmp_path / "typo.db"
+    cli = cli_for(f"sqlite+aiosqlite:///{missing}")
+
+    line = one_error_line(cli(*args))
+
+    assert line == (
+        f"error: no database at {missing} (AUTH_DATABASE_URL): "
+        "`authctl db upgrade` or `authctl serve` creates it"
+    )
+    assert not missing.exists()
+    ok(cli("db", "upgrade"))  # the one command that may create it
+    assert missing.exists()
 
 
 def test_upgrade_to_unknown_revision(

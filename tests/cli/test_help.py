@@ -1,5 +1,7 @@
 """authctl's help and usage errors: every command says what it does, with an example."""
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -73,3 +75,93 @@ def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.stdout.startswith("authctl ")
+
+
+# Modules `authctl --help` and `--version` must not load: each command imports
+# the stack when it runs, so help answers at once (see cli/main.py). Not
+# pydantic: Typer itself loads it for some commands' options.
+HEAVY = (
+    "sqlalchemy",
+    "alembic",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "joserfc",
+    "passlib",
+    "authserver.main",
+    "authserver.core.config",
+    "authserver.services",
+)
+PROBE = """
+import sys
+from cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+heavy = [m for m in {heavy!r} if m in sys.modules]
+print("LOADED", heavy, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["--version"], ["-h"], ["user", "--help"], ["client", "create", "-h"]],
+    ids=lambda args: " ".join(args),
+)
+def test_help_and_version_load_no_heavy_module(args: list[str]) -> None:
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert probe.stdout.strip(), probe.stderr  # it did print help or the version
+    assert probe.stderr.strip().splitlines()[-1] == "LOADED []", probe.stderr
+
+
+def test_the_stack_is_loaded_when_a_command_runs() -> None:
+    """The probe above can see a heavy module: a command does load them."""
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), "db", "history"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "'sqlalchemy'" in probe.stderr and "'alembic'" in probe.stderr
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda path: " ".join(path) or "root")
+def test_h_is_help_and_flags_show_no_type(path: list[str]) -> None:
+    long = runner.invoke(app, [*path, "--help"], terminal_width=200)
+    short = runner.invoke(app, [*path, "-h"], terminal_width=200)
+    assert short.exit_code == 0, short.output
+    assert short.output == long.output
+    assert "<bool>" not in long.output
+
+
+def test_root_help_lists_commands_in_the_order_of_a_first_session() -> None:
+    output = runner.invoke(app, ["--help"], terminal_width=200).output
+    order = [output.index(f"│ {name} ") for name in ("serve", "user", "client", "key")]
+    assert order == sorted(order)
+
+
+ARGUMENT_NAMES = {
+    "user create": "{USERNAME}",
+    "user show": "{USER}",
+    "client create": "{NAME}",
+    "client show": "{CLIENT_ID}",
+    "key revoke": "{KID}",
+    "db upgrade": "[REVISION]",
+    "db downgrade": "{REVISION}",
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "name"), list(ARGUMENT_NAMES.items()), ids=list(ARGUMENT_NAMES)
+)
+def test_arguments_are_named_as_the_readme_names_them(command: str, name: str) -> None:
+    output = runner.invoke(app, [*command.split(), "-h"], terminal_width=200).output
+    assert f"authctl {command} [OPTIONS] {name}" in output

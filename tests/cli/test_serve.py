@@ -1,7 +1,9 @@
 """authctl serve: prepares the database and the key store, then hands over to uvicorn."""
 
+import logging
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,10 +22,12 @@ def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     def record(app: str, **options: Any) -> None:
         calls.append({"app": app, **options})
 
-    monkeypatch.setattr("cli.serve.uvicorn.run", record)
+    monkeypatch.setattr("uvicorn.run", record)
     # The real call points the root logger at CliRunner's stdout, which is
     # closed after the test; later tests would log into a closed file.
-    monkeypatch.setattr("cli.serve.configure_logging", lambda *a, **k: None)
+    monkeypatch.setattr(
+        "authserver.core.logging.configure_logging", lambda *a, **k: None
+    )
     return calls
 
 
@@ -43,7 +47,10 @@ def busy_port() -> Iterator[int]:
 
 
 def unmigrated(cli: Cli) -> bool:
-    return '"current": null' in ok(cli("db", "current", "--json")).stdout
+    result = cli("db", "current", "--json")
+    if result.exit_code == 1 and "error: no database at" in result.stderr:
+        return True  # SQLite: not even created
+    return '"current": null' in ok(result).stdout
 
 
 def test_serve_migrates_creates_the_first_key_and_runs_uvicorn(
@@ -51,15 +58,27 @@ def test_serve_migrates_creates_the_first_key_and_runs_uvicorn(
     sqlite_url: str,
     uvicorn_calls: list[dict[str, Any]],
     free_port: int,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="authserver.serve")
     cli = cli_for(sqlite_url)
     port = str(free_port)
     result = ok(cli("serve", "--host", "0.0.0.0", "--port", port, "--workers", "2"))
-    assert f"on http://0.0.0.0:{port}" in result.stdout
+    assert result.stdout == ""  # every line is a log record
+    [created, serving] = caplog.records
+    assert created.getMessage() == "created"
+    assert created.schema == f"created at revision {migrate.head_revision()}"
+    assert created.database == str(Path(sqlite_url.split(":///")[1]).resolve())
+    assert created.signing_key == "created"
+    assert created.keys_dir == str(cli.keys_dir.resolve())
+    assert serving.url == f"http://0.0.0.0:{port}"
     [call] = uvicorn_calls
     assert call["app"] == "authserver.main:app"  # an import string: workers need it
     assert (call["host"], call["port"], call["workers"]) == ("0.0.0.0", free_port, 2)
     assert call["reload"] is False
+    # Hardened by default (tests/e2e/test_http_limits.py shows what it does).
+    assert call["http"] == "authserver.serving:LimitedHttpToolsProtocol"
+    assert call["limit_concurrency"] == cli.settings.http_max_connections
     assert (cli.keys_dir / MANIFEST).is_file()
     status = ok(cli("db", "current", "--json")).stdout
     assert f'"current": "{migrate.head_revision()}"' in status

@@ -16,7 +16,12 @@ from authserver.core.context import (
     current_request_id,
     reset_request,
 )
-from authserver.core.logging import build_handler, configure_logging
+from authserver.core.logging import (
+    ConsoleFormatter,
+    JsonFormatter,
+    build_handler,
+    configure_logging,
+)
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXZhbHVl"
 
@@ -223,3 +228,24 @@ def test_a_bad_format_call_logs_its_template_but_never_its_arguments(fmt, capsys
     assert "s3cr3t-value" not in output
     # logging's own error report (which prints the arguments) never ran.
     assert "s3cr3t-value" not in capsys.readouterr().err
+
+
+class _Stream(io.StringIO):
+    def __init__(self, terminal: bool) -> None:
+        super().__init__()
+        self.terminal = terminal
+
+    def isatty(self) -> bool:
+        return self.terminal
+
+
+@pytest.mark.parametrize(
+    ("terminal", "formatter"),
+    [(True, ConsoleFormatter), (False, JsonFormatter)],
+    ids=["terminal-console", "pipe-json"],
+)
+def test_auto_log_format_follows_the_stream(
+    terminal: bool, formatter: type[logging.Formatter]
+) -> None:
+    handler = build_handler(_Stream(terminal), "auto")
+    assert type(handler.formatter) is formatter
