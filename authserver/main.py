@@ -31,7 +31,7 @@ from authserver.core.config import Settings, get_settings
 from authserver.core.lockout import LockPolicy
 from authserver.core.logging import cap_library_loggers, configure_logging
 from authserver.core.metrics import forget_this_process
-from authserver.crud.rotation_batch import RotationBatcher
+from authserver.crud.rotation_batch import rotation_batcher
 from authserver.db.breaker import DatabaseBreaker, install_breaker
 from authserver.db.init import prepare_database
 from authserver.db.session import create_engine, create_session_factory
@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         install_breaker(engine, state.db_breaker)
         state.session_factory = create_session_factory(engine)
         if engine.dialect.name == "postgresql":
-            state.rotation_batcher = RotationBatcher(engine)
+            state.rotation_batcher = rotation_batcher(engine)
         purger = asyncio.create_task(
             maintenance.run_periodically(state.session_factory, PURGE_INTERVAL_SECONDS)
         )

@@ -8,8 +8,9 @@ from starlette.requests import Request
 from authserver.core.clock import Clock, utc_now
 from authserver.core.config import Settings
 from authserver.core.lockout import LockPolicy
-from authserver.crud.rotation_batch import RotationBatcher
+from authserver.crud.rotation_batch import RotationRow
 from authserver.db.breaker import DatabaseBreaker
+from authserver.db.rotation_batcher import RotationBatcher
 from authserver.db.session import SessionFactory
 from authserver.db.unit_of_work import UnitOfWork
 from authserver.services.clients import ClientCache
@@ -33,7 +34,7 @@ class AppState:
     clock: Clock = utc_now
     # Made at start-up with the engine (the batcher on PostgreSQL only).
     session_factory: SessionFactory | None = None
-    rotation_batcher: RotationBatcher | None = None
+    rotation_batcher: RotationBatcher[RotationRow] | None = None
 
     def sessions(self) -> SessionFactory:
         assert self.session_factory is not None, "the lifespan has not started"

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         description="How long a rotated refresh token may be retried for the "
         "same answer (seconds, 0 turns it off).",
     )
+    refresh_token_alg: Literal["RS256", "HS256"] = Field(
+        "RS256",
+        description="How refresh tokens are signed: RS256 (verifiable with the "
+        "JWKS) or HS256 (a MAC only this server can check, cheaper to make). "
+        "Changing it ends every outstanding refresh token.",
+    )
     default_audience: str | None = Field(
         None,
         description="`aud` of access tokens when the client names none; "

@@ -76,8 +76,8 @@ class JsonFormatter(logging.Formatter):
     then the record's `extra` fields and any traceback, all of it scrubbed.
 
     Written here rather than taken from python-json-logger: the access line is
-    on every request's path, and one pass over a flat record costs a third
-    less than the library's general one plus our scrub (docs/benchmarks.md).
+    on every request's path, and one pass over a flat record is cheaper than
+    the library's general one plus our scrub (figures in docs/benchmarks.md).
     """
 
     def format(self, record: logging.LogRecord) -> str:
@@ -184,7 +184,7 @@ def configure_logging(
     root.setLevel(level.upper())
     # No line we write names the caller's source line, thread or process:
     # do not collect them for every record (the logging HOWTO's advice under
-    # "Optimization"; a few microseconds of every request's access line).
+    # "Optimization": it is paid on every request's access line).
     logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False

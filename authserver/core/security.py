@@ -31,15 +31,15 @@ from passlib.context import CryptContext
 
 from authserver.core.exceptions import TokenError
 
-# The one algorithm we sign published tokens with (access and ID tokens) and
-# the only one accepted for them (RFC 8725 §3.1).
+# The one algorithm we sign tokens with and the only one accepted for them
+# (RFC 8725 §3.1).
 SIGNING_ALG = "RS256"
 ALLOWED_ALGS = (SIGNING_ALG,)
-# Refresh tokens are read by nobody but us, so they carry a MAC instead of a
-# signature (as Keycloak's do): a fraction of an RSA signature's cost, and no
-# one else can check them. The MAC key is derived from the RSA signing key
+# The opt-in alternative for refresh tokens (AUTH_REFRESH_TOKEN_ALG=HS256),
+# which only this server reads: a MAC costs a fraction of an RSA signature, and
+# nobody else can check it. Its key is derived from the RSA signing key
 # (derive_refresh_key), so it is made, rotated, retired and pruned with it.
-REFRESH_TOKEN_ALG = "HS256"
+REFRESH_MAC_ALG = "HS256"
 
 ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068 §2.1
 REFRESH_TOKEN_TYP = "rt+jwt"  # ours: never accepted where an access token is due
@@ -177,26 +177,7 @@ def derive_refresh_key(signing_key: RSAKey) -> OctKey:
         salt=kid.encode(),
         info=b"authserver refresh-token mac v1",
     ).derive(material)
-    return OctKey.import_key(secret, parameters={"kid": kid, "alg": REFRESH_TOKEN_ALG})
-
-
-# Our headers are about 100 bytes; joserfc refuses encoded headers over 512.
-MAX_JWT_HEADER_SEGMENT = 512
-
-
-def jwt_header_alg(token: str) -> str | None:
-    """The `alg` a compact JWT's header claims (unverified: only to pick the
-    keys and the one algorithm to verify it with), or None if unreadable."""
-    segment = token.split(".", 1)[0]
-    if len(segment) > MAX_JWT_HEADER_SEGMENT:
-        return None
-    try:
-        header = json.loads(_unb64(segment))
-    # RecursionError: JSON nested a thousand deep fits in the size bound.
-    except (ValueError, RecursionError):  # bad base64, bad JSON, bad UTF-8
-        return None
-    alg = header.get("alg") if isinstance(header, dict) else None
-    return alg if isinstance(alg, str) else None
+    return OctKey.import_key(secret, parameters={"kid": kid, "alg": REFRESH_MAC_ALG})
 
 
 def verify_jwt(
@@ -209,6 +190,7 @@ def verify_jwt(
     now: int,
     leeway: int = 0,
     algorithms: Sequence[str] = ALLOWED_ALGS,
+    required: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Verify signature, algorithm, kid, typ, iss, aud and exp; return the claims.
 
@@ -233,6 +215,7 @@ def verify_jwt(
         "iat": {"essential": True},
         "jti": {"essential": True},
         "sub": {"essential": True},
+        **{name: {"essential": True} for name in required},
     }
     if audience is not None:
         options["aud"] = {"essential": True, "value": audience}

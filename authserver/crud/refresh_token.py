@@ -3,13 +3,14 @@
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import cast
 
 from sqlalchemy import (
-    Boolean,
     Table,
     bindparam,
     delete,
+    false,
     insert,
     select,
     update,
@@ -17,72 +18,57 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authserver.crud.common import rowcount
-from authserver.crud.rotation_batch import (
-    RotationBatcher,
-    RotationRow,
-    owner_may_use,
-    rotate_many,
-)
-from authserver.db.session import dialect_name
-from authserver.models import RefreshToken, User
+from authserver.crud.liveness import family_live, refresh_token_live
+from authserver.crud.refresh_store import RefreshTokenStore, refresh_token_store
+from authserver.crud.rotation_batch import RotationRow
+from authserver.crud.token_family import TokenFamilyRepository
+from authserver.db.rotation_batcher import RotationBatcher
+from authserver.models import RefreshToken, TokenFamily, User
+from authserver.models.base import UTCDateTime
 
 _TOKENS = cast(Table, RefreshToken.__table__)
 _USERS = cast(Table, User.__table__)
 
 
 @dataclass(frozen=True)
-class TokenOwner:
-    """What a refresh needs to know of the token's user (no password hash)."""
+class RefreshTokenState:
+    """A refresh-token record as one statement saw it, with its owner."""
 
-    id: uuid.UUID
-    is_active: bool
+    record: RefreshToken  # detached: not tracked by the session
+    username: str
     is_admin: bool
-    password_changed_at: datetime
+    live: bool  # crud.liveness.refresh_token_live, admin not required
+    family_live: bool  # crud.liveness.family_live
 
 
-# The refresh grant's statements, built once: Core on the tables, not the ORM
-# (one of them runs on every refresh; see docs/benchmarks.md).
-_FIND_FOR_ROTATION = (
+_AT = bindparam("at", type_=UTCDateTime)
+_GET_STATE = (
     select(
         _TOKENS,
-        _USERS.c.is_active.label("owner_is_active"),
+        _USERS.c.username.label("owner_username"),
         _USERS.c.is_admin.label("owner_is_admin"),
-        _USERS.c.password_changed_at.label("owner_password_changed_at"),
+        refresh_token_live(_AT, false()).label("live"),
+        family_live(_TOKENS.c.family_id, _AT).label("family_live"),
     )
     .join(_USERS, _USERS.c.id == _TOKENS.c.user_id)
     .where(_TOKENS.c.jti == bindparam("jti"))
 )
-# SQLite: the conditional UPDATE alone; the child is inserted after it in the
-# same transaction. (PostgreSQL does both in one statement: rotation_batch.)
-_CONSUME = (
-    update(_TOKENS)
-    .where(
-        _TOKENS.c.jti == bindparam("parent_jti"),
-        _TOKENS.c.client_id == bindparam("client_pk"),
-        _TOKENS.c.rotated_at.is_(None),
-        _TOKENS.c.revoked_at.is_(None),
-        _TOKENS.c.family_expires_at > bindparam("at"),
-        owner_may_use(bindparam("admin_required", type_=Boolean)),
-    )
-    .values(
-        rotated_at=bindparam("at"),
-        replaced_by=bindparam("child_jti"),
-        retry_blob=bindparam("retry_blob"),
-        retry_until=bindparam("retry_until"),
-    )
-)
-# Exactly its own parameters: an UPDATE would take one named like a column
-# (family_id, scope, ...) as a new value for it.
-_CONSUME_PARAMS = tuple(_CONSUME.compile().params)
 
 
 class RefreshTokenRepository:
     def __init__(
-        self, session: AsyncSession, batcher: RotationBatcher | None = None
+        self,
+        session: AsyncSession,
+        batcher: RotationBatcher[RotationRow] | None = None,
     ) -> None:
         self.session = session
         # PostgreSQL only: rotations of concurrent requests share a statement.
         self.batcher = batcher
+
+    @cached_property
+    def store(self) -> RefreshTokenStore:
+        """How this backend stores a rotation (crud.refresh_store)."""
+        return refresh_token_store(self.session, self.batcher)
 
     async def get(self, jti: str) -> RefreshToken | None:
         return await self.session.get(RefreshToken, jti)
@@ -93,56 +79,39 @@ class RefreshTokenRepository:
         values = {c.key: getattr(record, c.key) for c in RefreshToken.__table__.c}
         await self.session.execute(insert(RefreshToken).values(**values))
 
-    async def find_for_rotation(
-        self, jti: str
-    ) -> tuple[RefreshToken, TokenOwner] | None:
-        """The record (detached: not tracked by the session) and its owner."""
-        row = (await self.session.execute(_FIND_FOR_ROTATION, {"jti": jti})).first()
+    async def get_state(self, jti: str, *, at: datetime) -> RefreshTokenState | None:
+        """The record, its owner, and whether it may rotate at `at`."""
+        params = {"jti": jti, "at": at}
+        row = (await self.session.execute(_GET_STATE, params)).first()
         if row is None:
             return None
         values = row._mapping
-        record = RefreshToken(**{c.key: values[c.key] for c in _TOKENS.c})
-        owner = TokenOwner(
-            id=record.user_id,
-            is_active=values["owner_is_active"],
+        return RefreshTokenState(
+            record=RefreshToken(**{c.key: values[c.key] for c in _TOKENS.c}),
+            username=values["owner_username"],
             is_admin=values["owner_is_admin"],
-            password_changed_at=values["owner_password_changed_at"],
+            live=values["live"],
+            family_live=values["family_live"],
         )
-        return record, owner
 
     async def rotate_batched(self, row: RotationRow) -> bool | None:
-        """`rotate_into`, in a statement shared with the rotations of concurrent
-        requests (PostgreSQL with a batcher: crud.rotation_batch); None when
-        there is no batch to join or the batch failed: run `rotate_into`."""
-        if self.batcher is None or dialect_name(self.session) != "postgresql":
-            return None
-        return await self.batcher.rotate(row)
+        """See RefreshTokenStore.rotate_batched."""
+        return await self.store.rotate_batched(row)
 
     async def rotate_into(self, row: RotationRow) -> bool:
-        """Mark a live token used and store its child, atomically.
+        """Mark a live token used and store its child, atomically; False, with
+        nothing written, unless it is the client's and live (crud.refresh_store)."""
+        return await self.store.rotate_alone(row)
 
-        False, with nothing written, unless the parent is the client's, unused,
-        unrevoked, within its family's lifetime and its owner may still use it
-        (active, password unchanged since, an admin when `admin_required`).
-        The conditional UPDATE is the single-use guard: of two concurrent
-        rotations exactly one matches (PostgreSQL re-checks the WHERE after
-        the first commits; SQLite runs writers one at a time). PostgreSQL runs
-        both in one atomic statement (no transaction needed: the caller's
-        unit of work may run it in autocommit); SQLite, which has no
-        data-modifying CTEs, runs them in the session's transaction.
-        """
-        if dialect_name(self.session) == "postgresql":
-            return row.child_jti in await rotate_many(self.session, [row])
-        consumed = await self.session.execute(
-            _CONSUME, {name: getattr(row, name) for name in _CONSUME_PARAMS}
-        )
-        if rowcount(consumed) != 1:
-            return False
-        await self.session.execute(insert(_TOKENS).values(row.child_values()))
-        return True
+    async def add_family(self, family: TokenFamily) -> None:
+        await TokenFamilyRepository(self.session).add(family)
 
     async def revoke_family(self, family_id: uuid.UUID, *, at: datetime) -> int:
-        """Revoke every live token of a family in one statement (no lock-order races)."""
+        """Revoke a family for good: its row first (what every rotating and
+        accepting statement checks, so a child a concurrent rotation writes is
+        dead as well), then each live token in one statement (no lock-order
+        races). Returns how many tokens were revoked."""
+        await TokenFamilyRepository(self.session).revoke(family_id, at=at)
         stmt = (
             update(RefreshToken)
             .where(
@@ -154,6 +123,8 @@ class RefreshTokenRepository:
         return rowcount(await self.session.execute(stmt))
 
     async def revoke_for_user(self, user_id: uuid.UUID, *, at: datetime) -> int:
+        """Revoke every family of the user, as `revoke_family` does one."""
+        await TokenFamilyRepository(self.session).revoke_for_user(user_id, at=at)
         stmt = (
             update(RefreshToken)
             .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
@@ -175,4 +146,6 @@ class RefreshTokenRepository:
             .where(RefreshToken.expires_at < now - keep_expired_for)
             .execution_options(synchronize_session=False)
         )
-        return rowcount(result)
+        families = TokenFamilyRepository(self.session)
+        purged = await families.purge(now=now, keep_expired_for=keep_expired_for)
+        return rowcount(result) + purged

@@ -1,31 +1,15 @@
-"""Group commit for refresh-token rotations on PostgreSQL.
+"""The rotation statement of PostgreSQL: many rotations in one statement.
 
-Every refresh marks its parent token used and stores the child (see
-`RefreshTokenRepository.rotate_into`). Done one statement per request, the
-database's fixed cost per statement and per commit (parse, plan, WAL flush,
-a round trip, SQLAlchemy's and asyncpg's own work) was the largest part of a
-refresh after its signature (docs/benchmarks.md). `RotationBatcher` writes the rotations that arrive while earlier
-ones are in flight as ONE statement: the arrays of all their rows go through
-`unnest`, the conditional UPDATE consumes every parent that may still rotate,
-and the INSERT stores exactly the children of the parents it consumed. The
-statement is atomic on its own (no transaction round trips) and says which
-rotations won by returning their children's ids.
-
-No request waits for a batch to fill: a rotation that finds no statement in
-flight goes out at once (on the event loop's next turn, with whatever else
-arrived in that turn), so a quiet server adds no latency; batches grow only
-while the database is busy. Single use is the UPDATE's, as before: of two
-rotations of one parent in one batch, PostgreSQL updates the row once and
-returns one of them; across batches (or workers) the second finds it used.
-
-If a batch fails as a whole, nobody is handed a batch-mate's error: each
-rotation of it is retried alone on its request's own session, where its own
-outcome (an outage's 503, a committed rotation found used and answered from the
-retry window) is its own.
+The arrays of all the rows go through `unnest`; the conditional UPDATE consumes
+every parent that may still rotate (crud.liveness), and the INSERT stores
+exactly the children of the parents it consumed. The statement is atomic on
+its own (no transaction round trips) and says which rotations won by returning
+their children's ids. Of two rotations of one parent in one statement,
+PostgreSQL updates the row once and returns one of them; across statements (or
+workers) the second finds it used. db.rotation_batcher decides which rotations
+share a statement.
 """
 
-import asyncio
-import logging
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -42,24 +26,15 @@ from sqlalchemy import (
     bindparam,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy import column, exists, func, insert, or_, select, update
+from sqlalchemy import column, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 
-from authserver.core.metrics import REFRESH_ROTATION_BATCH_SIZE
-from authserver.models import RefreshToken, User
+from authserver.crud.liveness import refresh_token_live
+from authserver.db.rotation_batcher import RotationBatcher
+from authserver.models import RefreshToken
 from authserver.models.base import UTCDateTime
 
-logger = logging.getLogger(__name__)
-
 _TOKENS = cast(Table, RefreshToken.__table__)
-_USERS = cast(Table, User.__table__)
-
-# The most rotations one statement carries; more wait for the next statement.
-MAX_BATCH = 128
-# Statements in flight at once per process: a second one keeps one slow
-# statement (a lock wait) from holding up every refresh of the process.
-MAX_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +53,6 @@ class RotationRow:
     scope: str
     auth_time: datetime
     expires_at: datetime
-    family_expires_at: datetime
 
     @classmethod
     def of(
@@ -105,7 +79,6 @@ class RotationRow:
             scope=child.scope,
             auth_time=child.auth_time,
             expires_at=child.expires_at,
-            family_expires_at=child.family_expires_at,
         )
 
     def child_values(self) -> dict[str, Any]:
@@ -123,7 +96,6 @@ _CHILD = {
     "auth_time": "auth_time",
     "issued_at": "at",
     "expires_at": "expires_at",
-    "family_expires_at": "family_expires_at",
 }
 _TYPES: dict[str, Any] = {
     "parent_jti": String,
@@ -138,7 +110,6 @@ _TYPES: dict[str, Any] = {
     "scope": String,
     "auth_time": UTCDateTime,
     "expires_at": UTCDateTime,
-    "family_expires_at": UTCDateTime,
 }
 _NAMES = [f.name for f in fields(RotationRow)]
 assert set(_NAMES) == set(_TYPES), "every RotationRow field needs its SQL type"
@@ -161,26 +132,12 @@ _ROWS = (
 )
 
 
-def owner_may_use(admin_required: ColumnElement[bool]) -> ColumnElement[bool]:
-    """The token's owner may still use it: active, the password unchanged since
-    the token was issued, and an admin if the child carries the admin scope."""
-    return exists().where(
-        _USERS.c.id == _TOKENS.c.user_id,
-        _USERS.c.is_active.is_(True),
-        _USERS.c.password_changed_at <= _TOKENS.c.issued_at,
-        or_(_USERS.c.is_admin.is_(True), admin_required.is_(False)),
-    )
-
-
 _CONSUMED = (
     update(_TOKENS)
     .where(
         _TOKENS.c.jti == _ROWS.c.parent_jti,
         _TOKENS.c.client_id == _ROWS.c.client_pk,
-        _TOKENS.c.rotated_at.is_(None),
-        _TOKENS.c.revoked_at.is_(None),
-        _TOKENS.c.family_expires_at > _ROWS.c.at,
-        owner_may_use(_ROWS.c.admin_required),
+        refresh_token_live(_ROWS.c.at, _ROWS.c.admin_required),
     )
     .values(
         rotated_at=_ROWS.c.at,
@@ -213,68 +170,8 @@ async def rotate_many(
     return set(result.scalars())
 
 
-class RotationBatcher:
-    """Writes the rotations of one process in as few statements as it can."""
-
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        *,
-        max_batch: int = MAX_BATCH,
-        max_in_flight: int = MAX_IN_FLIGHT,
-    ) -> None:
-        self._engine = engine
-        self._max_batch = max_batch
-        self._max_in_flight = max_in_flight
-        self._waiting: list[tuple[RotationRow, asyncio.Future[bool | None]]] = []
-        self._flushers: set[asyncio.Task[None]] = set()  # referenced while running
-        self._in_flight = 0  # counted by hand: a finished task leaves the set late
-
-    async def rotate(self, row: RotationRow) -> bool | None:
-        """True when the rotation was stored, False when the parent may not
-        rotate; None when its batch failed and the caller must run it alone."""
-        future: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((row, future))
-        if self._in_flight < self._max_in_flight:
-            self._in_flight += 1
-            task = asyncio.create_task(self._flush())
-            self._flushers.add(task)
-            task.add_done_callback(self._flushers.discard)
-        return await future
-
-    async def aclose(self) -> None:
-        """Wait for the statements in flight (at shutdown, before the engine goes)."""
-        if self._flushers:
-            await asyncio.gather(*self._flushers, return_exceptions=True)
-
-    async def _flush(self) -> None:
-        try:
-            await self._flush_waiting()
-        finally:
-            # No await between the last look at the queue and this: a rotation
-            # queued after it starts a flusher of its own.
-            self._in_flight -= 1
-
-    async def _flush_waiting(self) -> None:
-        while self._waiting:
-            batch = self._waiting[: self._max_batch]
-            del self._waiting[: self._max_batch]
-            outcome: set[str] | None = None
-            try:
-                async with self._engine.connect() as connection:
-                    autocommit = await connection.execution_options(
-                        isolation_level="AUTOCOMMIT"
-                    )
-                    outcome = await rotate_many(autocommit, [row for row, _ in batch])
-                REFRESH_ROTATION_BATCH_SIZE.observe(len(batch))
-            except Exception as exc:  # each rotation is retried alone: see above
-                logger.warning(
-                    "refresh_rotation_batch_failed",
-                    extra={"rotations": len(batch), "error": type(exc).__name__},
-                )
-            finally:
-                # Also on cancellation (shutdown): the waiters then run alone.
-                for row, future in batch:
-                    if not future.done():  # its request may have been cancelled
-                        won = None if outcome is None else row.child_jti in outcome
-                        future.set_result(won)
+def rotation_batcher(
+    engine: AsyncEngine, **options: int
+) -> RotationBatcher[RotationRow]:
+    """The group commit of this process's rotations (PostgreSQL)."""
+    return RotationBatcher(engine, rotate_many, attrgetter("child_jti"), **options)

@@ -33,7 +33,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=False,
         # The most recently used connection first: under load the same few
         # server processes stay busy and warm instead of all of them taking
-        # turns (PostgreSQL CPU per refresh fell by a third; docs/benchmarks.md).
+        # turns, which keeps their caches warm (figures in docs/benchmarks.md).
         pool_use_lifo=True,
         pool_timeout=10,
         # Bound values (hashes, token ids) stay out of exception text and logs.

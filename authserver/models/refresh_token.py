@@ -13,7 +13,9 @@ class RefreshToken(Base):
     __tablename__ = "refresh_tokens"
 
     jti: Mapped[str] = mapped_column(String(36), primary_key=True)
-    # Every token minted from one login shares the family; reuse revokes it all.
+    # Every token minted from one login shares the family (models.token_family);
+    # reuse revokes it all. No foreign key: its check would lock the family
+    # row on every rotation, and the rotating statement checks the row anyway.
     family_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
@@ -25,7 +27,6 @@ class RefreshToken(Base):
     auth_time: Mapped[datetime] = mapped_column(UTCDateTime)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    family_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     replaced_by: Mapped[str | None] = mapped_column(String(36))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -11,7 +11,6 @@ from authserver.models import Client
 from authserver.schemas.introspection import IntrospectionResponse
 from authserver.services.token_state import (
     TokenContext,
-    live_refresh_user,
     refresh_claims,
     validate_access,
 )
@@ -69,17 +68,15 @@ async def _refresh(
         claims = refresh_claims(ctx, token)
     except TokenError:
         return None
-    record = await ctx.refresh_tokens.get(str(claims["jti"]))
-    if record is None or record.client_id != client.id:
+    state = await ctx.refresh_tokens.get_state(str(claims["jti"]), at=ctx.now)
+    if state is None or state.record.client_id != client.id or not state.live:
         return None
-    user = await live_refresh_user(ctx, record)
-    if user is None:
-        return None
+    record = state.record
     return IntrospectionResponse(
         active=True,
         scope=record.scope,
         client_id=client.client_id,
-        username=user.username,
+        username=state.username,
         exp=int(claims["exp"]),
         iat=int(claims["iat"]),
         sub=str(claims["sub"]),

@@ -22,7 +22,6 @@ from authserver.services.families import revoke_family
 from authserver.services.token_state import (
     TokenContext,
     access_claims,
-    live_refresh_user,
     refresh_claims,
     validate_access,
 )
@@ -74,18 +73,18 @@ async def _revoke_refresh(ctx: TokenContext, token: str, client: Client) -> bool
         claims = refresh_claims(ctx, token)
     except TokenError:
         return False
-    record = await ctx.refresh_tokens.get(str(claims["jti"]))
-    if record is None:
+    state = await ctx.refresh_tokens.get_state(str(claims["jti"]), at=ctx.now)
+    if state is None:
         return True  # purged or never stored: nothing left to revoke
+    record = state.record
     if record.client_id != client.id:
-        if await live_refresh_user(ctx, record) is None:
+        if not state.live:
             return True
         raise InvalidGrantError(OTHER_CLIENT, detail=f"refresh token {record.jti}")
     await revoke_family(
         ctx.session,
         record,
         at=ctx.now,
-        access_ttl=ctx.tokens.access_ttl,
         event="refresh_family_revoked",
         client_id=client.client_id,
     )

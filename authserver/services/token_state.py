@@ -1,10 +1,13 @@
 """Is a token we issued still good? Shared by the bearer dependency, introspection
 and revocation (RFC 6750, RFC 7662, RFC 7009).
 
-A signature and `exp` are not enough: an access token dies early when it is
-revoked (its jti is deny-listed), when its user is disabled, deleted or changed
-their password after it was issued, or when its client is deleted. A refresh
-token is alive while its record is neither rotated nor revoked.
+A signature and `exp` are not enough. An access token dies early when it is
+revoked (its jti is deny-listed), when its client record is gone (a client made
+again under the same client_id is another record: `client_uuid`), and, for a
+user's token, when its user is disabled or deleted or its family (`sid`, the
+login) is revoked, which disabling, deleting and re-passwording the user do.
+What it is bound to was fixed at issue, so re-enabling a user revives nothing.
+Whether a refresh token is live is crud.liveness's rule, asked of the database.
 """
 
 import uuid
@@ -19,9 +22,10 @@ from authserver.core.security import ACCESS_TOKEN_TYP, verify_jwt
 from authserver.crud.client import ClientRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.revoked_token import RevokedTokenRepository
+from authserver.crud.token_family import TokenFamilyRepository
 from authserver.crud.user import UserRepository
 from authserver.db.unit_of_work import UnitOfWork
-from authserver.models import Client, RefreshToken, User
+from authserver.models import Client, User
 from authserver.services.tokens import TokenService
 
 INVALID = "the access token is invalid, expired or revoked"
@@ -47,6 +51,7 @@ class TokenContext:
     users: UserRepository
     clients: ClientRepository
     refresh_tokens: RefreshTokenRepository
+    families: TokenFamilyRepository
     revoked: RevokedTokenRepository
     now: datetime
 
@@ -65,6 +70,7 @@ class TokenContext:
             users=UserRepository(session),
             clients=ClientRepository(session),
             refresh_tokens=RefreshTokenRepository(session),
+            families=TokenFamilyRepository(session),
             revoked=RevokedTokenRepository(session),
             now=now,
         )
@@ -96,20 +102,18 @@ async def validate_access(
     except TokenError as exc:
         raise InvalidTokenError(INVALID, detail=str(exc)) from None
     jti, subject = str(claims["jti"]), str(claims["sub"])
-    # One query for the token itself and the refresh family it came from.
-    deny_keys = [jti, str(claims["sid"])] if claims.get("sid") else [jti]
-    if await ctx.revoked.any_of(deny_keys):
+    if await ctx.revoked.any_of([jti]):
         raise InvalidTokenError(INVALID, detail=f"revoked access token {jti}")
     client_id = str(claims.get("client_id", ""))
     client = await ctx.clients.get_by_client_id(client_id)
-    if client is None:
+    if client is None or str(client.id) != claims.get("client_uuid"):
         raise InvalidTokenError(INVALID, detail=f"client of {jti} is gone")
     user = None
     # The client_credentials grant names the client as the subject. Deciding
     # by equality fails safe: such a token never reaches a user's account, even
     # if a client_id looked like a user id.
     if subject != client_id:
-        user = await _live_user(ctx, subject, issued_at=int(claims["iat"]))
+        user = await _live_user(ctx, subject, claims.get("sid"))
         if user is None:
             raise InvalidTokenError(INVALID, detail=f"user of {jti} is no longer valid")
     scopes = frozenset(str(claims.get("scope", "")).split())
@@ -121,30 +125,9 @@ def refresh_claims(ctx: TokenContext, token: str) -> dict[str, Any]:
     return ctx.tokens.verify_refresh(token, now=ctx.now)
 
 
-async def live_refresh_user(ctx: TokenContext, record: RefreshToken) -> User | None:
-    """The user of a refresh token that could still be redeemed, else None."""
-    if record.rotated_at is not None or record.revoked_at is not None:
-        return None
-    if record.expires_at <= ctx.now or record.family_expires_at <= ctx.now:
-        return None
-    user = await ctx.users.get(record.user_id)
-    if user is None or not user.is_active:
-        return None
-    if user.password_changed_at > record.issued_at:
-        return None
-    return user
-
-
-async def _live_user(ctx: TokenContext, subject: str, *, issued_at: int) -> User | None:
+async def _live_user(ctx: TokenContext, subject: str, sid: object) -> User | None:
     try:
-        user_id = uuid.UUID(subject)
-    except ValueError:
+        user_id, family_id = uuid.UUID(subject), uuid.UUID(str(sid))
+    except ValueError:  # no sid: no token of ours for a user lacks one
         return None
-    user = await ctx.users.get(user_id)
-    if user is None or not user.is_active:
-        return None
-    # `iat` has whole seconds: a token minted in the same second as the change
-    # survives, so logging in right after a password change works at once.
-    if int(user.password_changed_at.timestamp()) > issued_at:
-        return None
-    return user
+    return await ctx.families.live_user(family_id, user_id, at=ctx.now)

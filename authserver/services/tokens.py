@@ -1,5 +1,6 @@
-"""Minting and verifying the three JWTs: access (RFC 9068) and ID tokens signed
-with RS256, refresh tokens with an HS256 MAC only this server can check."""
+"""Minting and verifying the three JWTs: access (RFC 9068), refresh and ID
+tokens, signed with RS256 and verifiable through the JWKS (refresh tokens may
+carry an HS256 MAC instead: AUTH_REFRESH_TOKEN_ALG)."""
 
 import uuid
 from dataclasses import dataclass
@@ -10,14 +11,15 @@ from authserver.core.config import Settings
 from authserver.core.security import (
     ACCESS_TOKEN_TYP,
     ID_TOKEN_TYP,
-    REFRESH_TOKEN_ALG,
+    REFRESH_MAC_ALG,
     REFRESH_TOKEN_TYP,
-    SIGNING_ALG,
-    jwt_header_alg,
     sign_jwt,
     verify_jwt,
 )
 from authserver.services.keystore import KeyStore
+
+# Beyond the registered claims: what a refresh rotates from (see mint_refresh).
+REFRESH_CLAIMS = ("client_id", "scope", "sid", "auth_time", "family_exp")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class TokenService:
         self.id_ttl = settings.id_token_ttl
         # Refresh tokens are only ever presented back to our token endpoint.
         self.refresh_audience = f"{settings.issuer}/oauth2/token"
+        self.refresh_alg = settings.refresh_token_alg
 
     def mint_access(
         self,
@@ -45,6 +48,7 @@ class TokenService:
         scope: str,
         audience: str | None,
         now: datetime,
+        client_uuid: str,
         session_id: str | None = None,
     ) -> MintedToken:
         expires_at = now + self.access_ttl
@@ -57,10 +61,13 @@ class TokenService:
             "iat": _ts(now),
             "jti": jti,
             "client_id": client_id,
+            # The client record it was issued to: a client deleted and made
+            # again under the same client_id is another client.
+            "client_uuid": client_uuid,
             "scope": scope,
         }
         if session_id is not None:
-            # The refresh family it came from: revoking the family ends it too.
+            # The family (login) it came from: revoking the family ends it too.
             claims["sid"] = session_id
         return self._sign(claims, ACCESS_TOKEN_TYP, jti, expires_at, now)
 
@@ -87,13 +94,16 @@ class TokenService:
             "client_id": client_id,
             "scope": scope,
             # What its record holds, so a refresh can rotate without reading
-            # it first (services.grants.refresh_token). Only we read these.
+            # it first (services.grants.refresh_token).
             "sid": family_id,
             "auth_time": _ts(auth_time),
             "family_exp": _ts(family_expires_at),
         }
-        key = self.keystore.view(now).refresh_key
-        token = sign_jwt(key, claims, typ=REFRESH_TOKEN_TYP, alg=REFRESH_TOKEN_ALG)
+        view = self.keystore.view(now)
+        key = view.refresh_key if self.refresh_alg == REFRESH_MAC_ALG else None
+        token = sign_jwt(
+            key or view.signing_key, claims, typ=REFRESH_TOKEN_TYP, alg=self.refresh_alg
+        )
         return MintedToken(token, jti, expires_at)
 
     def mint_id(
@@ -115,22 +125,16 @@ class TokenService:
     def verify_refresh(self, token: str, *, now: datetime) -> dict[str, Any]:
         """Claims of a valid refresh JWT; raises TokenError otherwise."""
         view = self.keystore.view(now)
-        if jwt_header_alg(token) == SIGNING_ALG:
-            # Refresh tokens issued before they carried a MAC were signed with
-            # RS256: they verify as such until they expire (at the latest
-            # AUTH_REFRESH_TOKEN_MAX_LIFETIME after the upgrade). The header
-            # only picks the keys; each path accepts its one algorithm.
-            keys, algorithm = view.verify_keys, SIGNING_ALG
-        else:
-            keys, algorithm = view.refresh_verify_keys, REFRESH_TOKEN_ALG
+        mac = self.refresh_alg == REFRESH_MAC_ALG
         return verify_jwt(
             token,
-            keys,
-            algorithms=[algorithm],
+            view.refresh_verify_keys if mac else view.verify_keys,
+            algorithms=[self.refresh_alg],
             typ=REFRESH_TOKEN_TYP,
             issuer=self.issuer,
             audience=self.refresh_audience,
             now=_ts(now),
+            required=REFRESH_CLAIMS,
         )
 
     def verify_access(

@@ -139,6 +139,7 @@ def access_claims(
         "iat": now,
         "jti": str(uuid.uuid4()),
         "client_id": client.client_id,
+        "client_uuid": str(client.client.id),
         "scope": scope,
     }
     return {**claims, **overrides}

@@ -13,17 +13,17 @@ import jwt as pyjwt
 import pytest
 from fastapi import FastAPI
 from joserfc import jwt
-from joserfc.jwk import OctKey, RSAKey
+from joserfc.jwk import RSAKey
 
 from authserver.api.state import app_state
 from authserver.crud.refresh_token import RefreshTokenRepository
+from authserver.crud.token_family import TokenFamilyRepository
 from authserver.main import create_app
 from authserver.schemas.account import PasswordSet
 from tests.api.helpers import (
     assert_oauth_error,
     password_grant,
     refresh_grant,
-    sign_token,
     tokens,
     unverified,
 )
@@ -41,7 +41,7 @@ async def app_with(settings, **overrides) -> AsyncIterator[httpx2.AsyncClient]:
             yield c
 
 
-LATER_CLAIMS = {"sid", "auth_time", "family_exp"}
+ROTATION_CLAIMS = {"client_id", "scope", "sid", "auth_time", "family_exp"}
 
 
 async def login(api, session_factory, **client_options):
@@ -267,15 +267,14 @@ def _hs256(header: dict, claims: dict, public_pem: bytes) -> str:
 
 FORGERIES = [
     "access-token",
-    "other-mac-key-same-kid",
-    "rs256-other-key-same-kid",
+    "other-key-same-kid",
     "alg-none",
     "hs256-public-key",
     "unknown-kid",
     "garbage",
     "expired",
-    "expired-rs256",
-    "mac-key-as-rs256",
+    "mac-when-rs256",
+    *(f"no-{name}" for name in sorted(ROTATION_CLAIMS)),
 ]
 
 
@@ -287,32 +286,36 @@ async def test_forged_refresh_tokens_are_invalid_grant(
     real = app_state(app).keystore.view()
     kid = real.signing_key.kid
     claims = jwt.decode(
-        first["refresh_token"], real.refresh_verify_keys, algorithms=["HS256"]
+        first["refresh_token"], real.verify_keys, algorithms=["RS256"]
     ).claims
     expired = {**claims, "exp": claims["iat"] - 1}
     rogue_rsa = RSAKey.generate_key(2048, parameters={"kid": kid})
     public_pem = real.signing_key.as_pem(private=False)
-    header = {"alg": "HS256", "typ": "rt+jwt", "kid": kid}
-    rs256 = {**header, "alg": "RS256"}
+    header = {"alg": "RS256", "typ": "rt+jwt", "kid": kid}
+    hs256 = {**header, "alg": "HS256"}
     presented = {
         "access-token": lambda: first["access_token"],
-        "other-mac-key-same-kid": lambda: _forge(
-            header, claims, OctKey.generate_key(256, parameters={"kid": kid})
-        ),
-        # The RS256 path kept for refresh tokens issued before they had a MAC.
-        "rs256-other-key-same-kid": lambda: _forge(rs256, claims, rogue_rsa),
+        "other-key-same-kid": lambda: _forge(header, claims, rogue_rsa),
         "alg-none": lambda: _unsigned(claims),
-        "hs256-public-key": lambda: _hs256(header, claims, public_pem),
+        "hs256-public-key": lambda: _hs256(hs256, claims, public_pem),
         "unknown-kid": lambda: _forge(
             {**header, "kid": "nope"},
             claims,
-            OctKey.generate_key(256, parameters={"kid": "nope"}),
+            RSAKey.generate_key(2048, parameters={"kid": "nope"}),
         ),
         "garbage": lambda: "not.a.jwt",
-        "expired": lambda: _forge(header, expired, real.refresh_key),
-        "expired-rs256": lambda: _forge(rs256, expired, real.signing_key),
-        # The MAC key's bytes presented as if they were the RSA path's: no.
-        "mac-key-as-rs256": lambda: _hs256(rs256, claims, real.refresh_key.raw_value),
+        "expired": lambda: _forge(header, expired, real.signing_key),
+        # The opt-in MAC is not accepted while RS256 is configured.
+        "mac-when-rs256": lambda: _forge(hs256, claims, real.refresh_key),
+        # Every claim a rotation is made from is required.
+        **{
+            f"no-{name}": lambda name=name: _forge(
+                header,
+                {k: v for k, v in claims.items() if k != name},
+                real.signing_key,
+            )
+            for name in sorted(ROTATION_CLAIMS)
+        },
     }[forgery]()
 
     response = await refresh_grant(api, client, presented)
@@ -365,34 +368,17 @@ async def test_refresh_token_claims_describe_its_record(api, session_factory, ap
     _, claims = unverified(second["refresh_token"])
     async with session_factory() as session:
         record = await RefreshTokenRepository(session).get(claims["jti"])
-    assert record is not None
+        assert record is not None
+        family = await TokenFamilyRepository(session).get(record.family_id)
+    assert family is not None
     assert claims["sid"] == str(record.family_id)
     assert claims["auth_time"] == int(record.auth_time.timestamp())
-    assert claims["family_exp"] == int(record.family_expires_at.timestamp())
+    assert claims["family_exp"] == int(family.expires_at.timestamp())
     assert claims["exp"] == int(record.expires_at.timestamp())
     assert claims["sub"] == str(user.id) == str(record.user_id)
 
 
-async def test_a_token_without_the_record_claims_still_rotates(
-    api, session_factory, app
-):
-    # Refresh tokens minted before `sid`, `auth_time` and `family_exp` existed
-    # are rotated from what their record says.
-    client, _, first = await login(api, session_factory)
-    _, claims = unverified(first["refresh_token"])
-    legacy = {k: v for k, v in claims.items() if k not in LATER_CLAIMS}
-    legacy_token = sign_token(app, legacy, typ="rt+jwt")
-
-    second = tokens(await refresh_grant(api, client, legacy_token))
-
-    _, child = unverified(second["refresh_token"])
-    assert child["sid"] == claims["sid"] and child["auth_time"] == claims["auth_time"]
-    assert_oauth_error(  # the legacy token was the record's one use
-        await refresh_grant(api, client, first["refresh_token"]), 400, "invalid_grant"
-    )
-
-
-async def test_refresh_tokens_carry_a_mac_the_published_keys_cannot_check(
+async def test_refresh_tokens_are_rs256_and_verify_with_the_jwks(
     api, session_factory, app
 ):
     client, _, first = await login(api, session_factory)
@@ -401,21 +387,36 @@ async def test_refresh_tokens_carry_a_mac_the_published_keys_cannot_check(
 
     header, claims = unverified(first["refresh_token"])
 
-    assert header == {"alg": "HS256", "typ": "rt+jwt", "kid": view.signing_key.kid}
-    # An independent library with everything a resource server has: the
-    # access token verifies, the refresh token does not.
+    assert header == {"alg": "RS256", "typ": "rt+jwt", "kid": view.signing_key.kid}
+    # An independent library with only the published keys verifies it.
     public_key = pyjwt.PyJWK(jwks["keys"][0]).key
-    access = pyjwt.decode(
-        first["access_token"],
+    verified = pyjwt.decode(
+        first["refresh_token"],
         public_key,
         algorithms=["RS256"],
-        audience=TEST_ISSUER,
+        audience=f"{TEST_ISSUER}/oauth2/token",
         issuer=TEST_ISSUER,
     )
-    assert access["client_id"] == client.client_id
+    assert verified == claims
+
+
+async def test_refresh_tokens_may_carry_an_hs256_mac_instead(
+    settings, api, session_factory, app
+):
+    async with app_with(settings, refresh_token_alg="HS256") as mac_api:
+        client, _, first = await login(mac_api, session_factory)
+        view = app_state(app).keystore.view()
+        jwks = (await mac_api.get("/.well-known/jwks.json")).json()
+
+        header, claims = unverified(first["refresh_token"])
+        second = tokens(await refresh_grant(mac_api, client, first["refresh_token"]))
+
+    assert header == {"alg": "HS256", "typ": "rt+jwt", "kid": view.signing_key.kid}
+    assert unverified(second["refresh_token"])[0]["alg"] == "HS256"
+    # The published keys cannot check it; the server's MAC key for that kid can.
+    public_key = pyjwt.PyJWK(jwks["keys"][0]).key
     with pytest.raises(pyjwt.InvalidTokenError):
         pyjwt.decode(first["refresh_token"], public_key, algorithms=["RS256"])
-    # The server's MAC key for that kid does verify it.
     verified = pyjwt.decode(
         first["refresh_token"],
         view.refresh_key.raw_value,
@@ -423,25 +424,9 @@ async def test_refresh_tokens_carry_a_mac_the_published_keys_cannot_check(
         audience=f"{TEST_ISSUER}/oauth2/token",
     )
     assert verified == claims
-
-
-async def test_an_rs256_refresh_token_from_before_macs_still_rotates(
-    api, session_factory, app
-):
-    # Refresh tokens issued before they carried a MAC were signed like access
-    # tokens; they must keep working until they expire (nobody is logged out
-    # by the upgrade), and their children carry the MAC.
-    client, _, first = await login(api, session_factory)
-    _, claims = unverified(first["refresh_token"])
-    signed = sign_token(app, claims, typ="rt+jwt")
-    assert unverified(signed)[0]["alg"] == "RS256"
-
-    second = tokens(await refresh_grant(api, client, signed))
-
-    header, child = unverified(second["refresh_token"])
-    assert header["alg"] == "HS256" and child["sid"] == claims["sid"]
-    assert_oauth_error(  # it was the record's one use, whatever its form
-        await refresh_grant(api, client, first["refresh_token"]), 400, "invalid_grant"
+    # Each setting accepts its one algorithm: the default refuses the MAC.
+    assert_oauth_error(
+        await refresh_grant(api, client, second["refresh_token"]), 400, "invalid_grant"
     )
 
 

@@ -1,7 +1,6 @@
 """The users API (/api/v1/users) through the in-process app."""
 
 import json
-import time
 import uuid
 
 import httpx2
@@ -21,7 +20,7 @@ from tests.api.helpers import (
     tokens,
     user_tokens,
 )
-from tests.factories import DEFAULT_PASSWORD, make_client, make_user
+from tests.factories import DEFAULT_PASSWORD, make_client, make_user, user_service
 
 NEW_PASSWORD = "a brand new passphrase"
 ALL_SCOPES = ("openid", "profile", "email", "admin")
@@ -131,9 +130,8 @@ async def test_update_me_validation(api, session_factory, body, field):
 
 async def test_change_my_password(api, app, session_factory):
     headers, user, client, body = await me_headers(api, session_factory)
-    # Minted a few seconds ago: the change must kill it.
-    old_iat = int(time.time()) - 5
-    old_access = sign_token(app, access_claims(user.id, client, iat=old_iat))
+    # Minted before the change (in the same second, likely): the change kills it.
+    old_access = body["access_token"]
 
     response = await api.post(
         f"{ME_URL}/password",
@@ -461,10 +459,14 @@ async def _admin_without_scope(api, session_factory, app):
 
 async def _demoted_admin(api, session_factory, app):
     client = await make_client(session_factory, scopes=ALL_SCOPES)
-    user = await make_user(session_factory)
+    user = await make_user(session_factory, is_admin=True)
+    body = await user_tokens(api, client, user.username, scope="admin profile")
     # An admin token whose user lost the admin flag after issue.
-    claims = access_claims(user.id, client, scope="admin profile")
-    return bearer(sign_token(app, claims))
+    async with session_factory() as session:
+        service = user_service(session)
+        await service.set_admin(await service.resolve(user.username), False)
+        await session.commit()
+    return bearer(body["access_token"])
 
 
 async def _client_token(api, session_factory, app):

@@ -13,7 +13,7 @@ from typer.testing import Result
 from authserver.core.security import make_password_context, verify_password
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.db.session import SessionFactory
-from authserver.models import RefreshToken
+from authserver.models import RefreshToken, TokenFamily
 from tests.conftest import TEST_ISSUER
 
 
@@ -96,18 +96,25 @@ async def add_refresh_token(
 ) -> str:
     """A live refresh-token record for the user at the client; returns its jti."""
     now = datetime.now(UTC)
+    family = TokenFamily(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        client_id=client_pk,
+        created_at=now,
+        expires_at=now + timedelta(days=30),
+    )
     record = RefreshToken(
         jti=str(uuid.uuid4()),
-        family_id=uuid.uuid4(),
+        family_id=family.id,
         user_id=user_id,
         client_id=client_pk,
         scope="openid",
         auth_time=now,
         issued_at=now,
         expires_at=now + timedelta(days=1),
-        family_expires_at=now + timedelta(days=30),
     )
     async with factory() as session:
+        await RefreshTokenRepository(session).add_family(family)
         await RefreshTokenRepository(session).add(record)
         await session.commit()
     return record.jti

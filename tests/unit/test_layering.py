@@ -29,7 +29,7 @@ UNIT_OF_WORK = ROOT / "authserver" / "db" / "unit_of_work.py"
 # and migrations' DDL transaction.
 OWN_CONNECTIONS = {
     ROOT / "authserver" / "db" / "session.py",
-    ROOT / "authserver" / "crud" / "rotation_batch.py",
+    ROOT / "authserver" / "db" / "rotation_batcher.py",
     ROOT / "authserver" / "db" / "migrate.py",
 }
 ENDING_CALLS = {"commit", "rollback"}

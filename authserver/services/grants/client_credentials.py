@@ -44,6 +44,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         scope=scope,
         audience=client.audience,
         now=ctx.now,
+        client_uuid=str(client.id),
     )
     logger.debug(
         "token_issued",

@@ -11,10 +11,11 @@ from authserver.core.exceptions import InvalidScopeError
 from authserver.core.lockout import LockPolicy
 from authserver.crud.client import ClientRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
-from authserver.crud.rotation_batch import RotationBatcher
+from authserver.crud.rotation_batch import RotationRow
 from authserver.crud.user import UserRepository
+from authserver.db.rotation_batcher import RotationBatcher
 from authserver.db.unit_of_work import UnitOfWork
-from authserver.models import Client, RefreshToken
+from authserver.models import Client, RefreshToken, TokenFamily
 from authserver.schemas.scope import parse_scope
 from authserver.schemas.token import TokenResponse
 from authserver.services.clients import ClientCache
@@ -35,7 +36,7 @@ class GrantContext:
     """
 
     uow: UnitOfWork
-    rotation_batcher: RotationBatcher | None
+    rotation_batcher: RotationBatcher[RotationRow] | None
     client_cache: ClientCache | None
     tokens: TokenService
     hasher: PasswordHasher
@@ -96,9 +97,15 @@ def mint_response(
     user_id: uuid.UUID,
     scopes: list[str],
     auth_time: datetime,
+    family_id: uuid.UUID,
+    family_expires_at: datetime,
     refresh: RefreshToken | None,
 ) -> TokenResponse:
-    """Sign the access token, the refresh token (when given) and the ID token."""
+    """Sign the access token, the refresh token (when given) and the ID token.
+
+    Every token of a user names its family (`sid`): revoking the family, which
+    disabling, deleting or re-passwording the user does, ends them all.
+    """
     scope = " ".join(scopes)
     subject = str(user_id)
     access = ctx.tokens.mint_access(
@@ -107,7 +114,8 @@ def mint_response(
         scope=scope,
         audience=client.audience,
         now=ctx.now,
-        session_id=str(refresh.family_id) if refresh is not None else None,
+        client_uuid=str(client.id),
+        session_id=str(family_id),
     )
     response = TokenResponse(
         access_token=access.token,
@@ -122,9 +130,9 @@ def mint_response(
             scope=refresh.scope,
             expires_at=refresh.expires_at,
             now=ctx.now,
-            family_id=str(refresh.family_id),
+            family_id=str(family_id),
             auth_time=refresh.auth_time,
-            family_expires_at=refresh.family_expires_at,
+            family_expires_at=family_expires_at,
         ).token
     if OPENID_SCOPE in scopes:
         response.id_token = ctx.tokens.mint_id(
@@ -136,6 +144,17 @@ def mint_response(
     return response
 
 
+def new_family(ctx: GrantContext, client: Client, user_id: uuid.UUID) -> TokenFamily:
+    """The family of a new login (not yet stored)."""
+    return TokenFamily(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        client_id=client.id,
+        created_at=ctx.now,
+        expires_at=ctx.now + ctx.refresh_max_lifetime,
+    )
+
+
 def new_refresh_record(
     ctx: GrantContext,
     client: Client,
@@ -143,21 +162,19 @@ def new_refresh_record(
     user_id: uuid.UUID,
     scopes: list[str],
     auth_time: datetime,
-    family_id: uuid.UUID | None = None,
-    family_expires_at: datetime | None = None,
+    family_id: uuid.UUID,
+    family_expires_at: datetime,
 ) -> RefreshToken:
-    """A refresh-token row for a new family (login) or the next of a family."""
-    family_expires_at = family_expires_at or ctx.now + ctx.refresh_max_lifetime
+    """The next refresh-token row of a family (the first one at login)."""
     return RefreshToken(
         jti=str(uuid.uuid4()),
-        family_id=family_id or uuid.uuid4(),
+        family_id=family_id,
         user_id=user_id,
         client_id=client.id,
         scope=" ".join(scopes),
         auth_time=auth_time,
         issued_at=ctx.now,
         expires_at=min(ctx.now + ctx.refresh_ttl, family_expires_at),
-        family_expires_at=family_expires_at,
     )
 
 

@@ -10,6 +10,7 @@ from authserver.services.grants.common import (
     GrantContext,
     issues_refresh_tokens,
     mint_response,
+    new_family,
     new_refresh_record,
     requested_scopes,
     scopes_for_user,
@@ -45,14 +46,29 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         await ctx.users.upgrade_password_hash(
             user, old=user.password_hash, new=check.new_hash
         )
+    family = new_family(ctx, client, user.id)
+    await ctx.refresh_tokens.add_family(family)
     refresh = None
     if issues_refresh_tokens(client):
         refresh = new_refresh_record(
-            ctx, client, user_id=user.id, scopes=scopes, auth_time=ctx.now
+            ctx,
+            client,
+            user_id=user.id,
+            scopes=scopes,
+            auth_time=ctx.now,
+            family_id=family.id,
+            family_expires_at=family.expires_at,
         )
         await ctx.refresh_tokens.add(refresh)
     response = mint_response(
-        ctx, client, user_id=user.id, scopes=scopes, auth_time=ctx.now, refresh=refresh
+        ctx,
+        client,
+        user_id=user.id,
+        scopes=scopes,
+        auth_time=ctx.now,
+        family_id=family.id,
+        family_expires_at=family.expires_at,
+        refresh=refresh,
     )
     await audit.record(
         ctx.session, "login_succeeded", subject=str(user.id), client_id=client.client_id
