@@ -6,8 +6,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authserver.api import docs
@@ -16,10 +16,13 @@ from authserver.api.pipeline import Dispatcher, build_pipeline
 from authserver.api.security_headers import SecurityHeadersMiddleware
 from authserver.api.state import AppState
 from authserver.api.static_documents import StaticDocuments
+from authserver.api.templates import Pages
 from authserver.api.token_endpoint import TokenEndpoint
 from authserver.api.v1 import (
+    authorize,
     health,
     introspect,
+    logout,
     metrics,
     revoke,
     token,
@@ -87,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.db_breaker_recovery_timeout.total_seconds(),
         ),
         discovery_json=well_known.discovery_document(settings),
+        pages=Pages(settings.issuer, settings.templates_dir),
     )
 
     @asynccontextmanager
@@ -94,9 +98,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         await prepare_database(engine, settings)
         # Several workers may start at once: the key store's lock makes one key.
-        if await anyio.to_thread.run_sync(keystore.ensure_signing_key):
+        if await keystore.ensure_signing_key():
             logger.info("signing_key_created")
+        await keystore.refresh()
         keystore.view()  # fail now, not on the first request, if keys are unusable
+        if problem := keystore.exposure():
+            logger.warning("keystore_not_private", extra={"problem": problem})
+        watcher = asyncio.create_task(keystore.watch(settings.keystore_check_interval))
         # After start-up checks, which should fail loudly rather than with 503s.
         install_breaker(engine, state.db_breaker)
         state.session_factory = create_session_factory(engine)
@@ -108,9 +116,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
+            for task in (purger, watcher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await keystore.aclose()
             if state.rotation_batcher is not None:
                 await state.rotation_batcher.aclose()
                 state.rotation_batcher = None
@@ -151,6 +161,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(health.router)
     app.include_router(docs.router)
+    app.include_router(authorize.router)
+    app.include_router(logout.router)
+    app.mount(
+        "/assets",
+        StaticFiles(packages=[("authserver", "static")]),
+        name="assets",
+    )
     if settings.metrics_enabled:
         app.include_router(metrics.router)
     return app

@@ -48,6 +48,8 @@ FIELDS = {
     "grant_types": "--grant",
     "scopes": "--scope",
     "audience": "--audience",
+    "redirect_uris": "--redirect-uri",
+    "post_logout_redirect_uris": "--post-logout-redirect-uri",
 }
 HINTS = {"client_id": "use 3 to 100 letters, digits and . _ ~ -"}
 SECRET_WARNING = "Store the secret now: it is not shown again (only its hash is kept)."
@@ -87,6 +89,24 @@ def create(
         str | None,
         typer.Option(help="`aud` of its access tokens (default: the issuer)."),
     ] = None,
+    redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Where the code flow may send the browser back (exact match), "
+            "repeatable; needed for --grant authorization_code."
+        ),
+    ] = None,
+    post_logout_redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option(help="Where logout may send the browser (exact), repeatable."),
+    ] = None,
+    third_party: Annotated[
+        bool,
+        typer.Option(
+            "--third-party",
+            help="Someone else's app: users are asked to consent to its scopes.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a client and print its client_id and, once, its secret.
@@ -94,6 +114,9 @@ def create(
     Example: authctl client create 'Billing service' --scope 'openid profile'
 
     Example: authctl client create SPA --public --client-id spa --json
+
+    Example: authctl client create 'Web app' --grant authorization_code
+    --grant refresh_token --redirect-uri https://app.example.com/callback
     """
     from authserver.schemas.client import ClientCreate
 
@@ -108,6 +131,9 @@ def create(
         grant_types=_split(grant, commas=True) or DEFAULT_GRANTS,
         scopes=_split(scope) if scope else DEFAULT_SCOPES,
         audience=audience,
+        redirect_uris=redirect_uri or [],
+        post_logout_redirect_uris=post_logout_redirect_uri or [],
+        is_third_party=third_party,
     )
     client, secret = run(_create(data, public))
     if as_json:
@@ -185,6 +211,9 @@ def show(client_id: ClientArg, as_json: JsonOpt = False) -> None:
             "grant types": " ".join(client["grant_types"]),
             "scopes": " ".join(client["scopes"]),
             "audience": client["audience"] or "(the issuer)",
+            "redirect URIs": " ".join(client["redirect_uris"]) or "(none)",
+            "logout URIs": " ".join(client["post_logout_redirect_uris"]) or "(none)",
+            "third party": "yes (asks consent)" if client["third_party"] else "no",
             "created": client["created_at"],
             "updated": client["updated_at"],
             "id": client["id"],
@@ -269,6 +298,9 @@ def client_json(client: Client) -> dict[str, Any]:
         "grant_types": list(client.grant_types),
         "scopes": list(client.scopes),
         "audience": client.audience,
+        "redirect_uris": list(client.redirect_uris),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "third_party": client.is_third_party,
         "created_at": when(client.created_at),
         "updated_at": when(client.updated_at),
     }

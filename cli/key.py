@@ -1,21 +1,30 @@
-"""authctl key: the signing keys in AUTH_KEYS_DIR (list, safe rotation, prune,
-revoking a compromised key).
+"""authctl key: the signing keys (list, safe rotation, prune, revoking a
+compromised key, rewrap, moving keys between the file and database stores).
 
-Every server process re-reads the key store by itself (at most every
-AUTH_KEYSTORE_CHECK_INTERVAL seconds), so these commands only edit the store;
-no restart and no database are involved.
+Every server process picks up changes by itself (within
+AUTH_KEYSTORE_CHECK_INTERVAL seconds), so these commands only edit the store
+AUTH_KEYS_STORE names; no restart is involved. The file store needs no
+database; the database store is the signing_keys table.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from cli.common import open_unit_of_work, settings
+from cli.common import (
+    database_engine,
+    open_unit_of_work,
+    require_schema,
+    run,
+    settings,
+)
 from cli.output import (
     JsonOpt,
     add_row,
@@ -30,13 +39,13 @@ from cli.output import (
 )
 
 if TYPE_CHECKING:
-    from authserver.services.keystore import KeyRecord, KeyStore
+    from authserver.services.keystore import KeyRecord, SigningKeyStore
 
 T = TypeVar("T")
 
 app = typer.Typer(
-    help="Manage the token signing keys (the key store in AUTH_KEYS_DIR).\n\n"
-    "Example: authctl key rotate",
+    help="Manage the token signing keys (the store AUTH_KEYS_STORE names: "
+    "AUTH_KEYS_DIR or the database).\n\nExample: authctl key rotate",
     no_args_is_help=True,
 )
 
@@ -53,9 +62,8 @@ def list_keys(as_json: JsonOpt = False) -> None:
     """
     from authserver.services.keystore import signing_record
 
-    store = _store()
+    records = _with_store(lambda store: store.records(), warn_exposed=True)
     now = datetime.now(UTC)
-    records = _guard(store.records)
     signer = signing_record(records, now)
     if as_json:
         print_json([key_json(r, now, signer) for r in records])
@@ -107,17 +115,20 @@ def rotate(
     nobody is logged out.
 
     Every existing key must load with AUTH_KEYS_PASSPHRASE first; if one does
-    not, nothing is written. The new key is encrypted like the others.
+    not, nothing is written. The new key is encrypted like the others. On every
+    host, one rotation runs at a time.
 
     Example: authctl key rotate
     """
     from authserver.services.keystore import signing_record
 
-    store = _store()
-    new = _guard(lambda: store.rotate(immediate=now))
+    async def rotated(store: "SigningKeyStore") -> tuple["KeyRecord", list[Any]]:
+        new = await store.rotate(immediate=now)
+        return new, await store.records()
+
+    new, records = _with_store(rotated)
     _audit("key_rotated", kid=new.kid, signing_from=new.signing_from.isoformat())
     moment = datetime.now(UTC)
-    records = _guard(store.records)
     retired = [
         r for r in records if r.kid != new.kid and r.signing_until == new.signing_from
     ]
@@ -132,7 +143,7 @@ def rotate(
         return
     if now:
         say(f"new key {new.kid} published and signing now")
-        seconds = int(store.timing.jwks_max_age.total_seconds())
+        seconds = int(settings().jwks_max_age.total_seconds())
         note(
             "Resource servers that fetched the JWKS in the last "
             f"{seconds} s may reject tokens signed by the new key until their "
@@ -160,8 +171,7 @@ def prune(as_json: JsonOpt = False) -> None:
 
     Example: authctl key prune
     """
-    store = _store()
-    gone = _guard(store.prune)
+    gone = _with_store(lambda store: store.prune())
     if gone:
         _audit("keys_pruned", kids=[r.kid for r in gone])
     if as_json:
@@ -182,7 +192,7 @@ def revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Withdraw a compromised key at once: it leaves the JWKS and stops
-    verifying, and its file is deleted.
+    verifying, and its private key is deleted.
 
     Every token it signed stops being valid at every server within
     AUTH_KEYSTORE_CHECK_INTERVAL: users whose refresh tokens it signed must
@@ -193,12 +203,11 @@ def revoke(
 
     Example: authctl key revoke 3f9c2d0e8b7a4c1e9d6f5a4b3c2d1e0f --yes
     """
-    store = _store()
-    records = _guard(store.records)
+    records = _with_store(lambda store: store.records())
     if not any(r.kid == kid for r in records):
         fail(f"no key {kid} in the key store (see authctl key list)")
     confirm(f"revoke key {kid}? Every token it signed stops being valid", yes=yes)
-    replacement = _guard(lambda: store.revoke(kid))
+    replacement = _with_store(lambda store: store.revoke(kid))
     _audit(
         "key_revoked",
         kid=kid,
@@ -219,8 +228,115 @@ def revoke(
     )
 
 
+@app.command("rewrap")
+def rewrap(as_json: JsonOpt = False) -> None:
+    """Re-encrypt every private key under AUTH_KEYS_PASSPHRASE.
+
+    To change the passphrase: set the new one as AUTH_KEYS_PASSPHRASE and the
+    old one in AUTH_KEYS_PREVIOUS_PASSPHRASES (a JSON list) everywhere, run
+    this, then drop the old one. The keys themselves do not change: no token
+    is affected and servers need no restart.
+
+    Example: authctl key rewrap
+    """
+    changed = _with_store(lambda store: store.rewrap())
+    if changed:
+        _audit("keys_rewrapped", kids=changed)
+    if as_json:
+        print_json(changed)
+        return
+    if not changed:
+        say("every key is already encrypted under AUTH_KEYS_PASSPHRASE")
+    for kid in changed:
+        say(f"re-encrypted key {kid}")
+
+
+DirectoryArg = Annotated[
+    Path, typer.Argument(help="A key-store directory (manifest.json + <kid>.pem).")
+]
+
+
+@app.command("export")
+def export(directory: DirectoryArg, as_json: JsonOpt = False) -> None:
+    """Copy every key, with its state, into a new file store in DIRECTORY.
+
+    The copy is a store AUTH_KEYS_STORE=file can serve from (AUTH_KEYS_DIR),
+    or `authctl key import` can load into a database: files mode 0600 in a
+    0700 directory, private keys encrypted with AUTH_KEYS_PASSPHRASE (as the
+    file store does: unencrypted only when no passphrase is set). Nothing
+    secret is printed. DIRECTORY must not hold a key store already.
+
+    Example: authctl key export /secure/keys-backup
+    """
+    from authserver.services.keystore import file_keystore
+
+    async def copy(store: "SigningKeyStore") -> list[str]:
+        keys = await store.stored_keys()
+        target = file_keystore(
+            settings(), directory, passphrases=settings().key_passphrases[:1]
+        )
+        await _file_errors(target.import_keys(keys), directory)
+        return [k.record.kid for k in keys]
+
+    kids = _with_store(copy)
+    _audit("keys_exported", kids=kids, directory=str(directory))
+    if as_json:
+        print_json(kids)
+        return
+    say(f"exported {len(kids)} key(s) to {directory}")
+
+
+@app.command("import")
+def import_keys(
+    directory: DirectoryArg,
+    unencrypted: Annotated[
+        bool,
+        typer.Option(
+            "--unencrypted",
+            help="The files in DIRECTORY are not encrypted (a file store run "
+            "without AUTH_KEYS_PASSPHRASE).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load a file store's keys, states unchanged, into the configured store.
+
+    Moves the file store into the database (AUTH_KEYS_STORE=database): the
+    same keys keep signing and verifying, so no token or refresh token is
+    affected. Every key in DIRECTORY must load (with AUTH_KEYS_PASSPHRASE or
+    an older passphrase) and the configured store must be empty; otherwise
+    nothing changes.
+
+    Example: authctl key import ./keys   (with AUTH_KEYS_STORE=database)
+    """
+    from authserver.services.keystore import file_keystore
+
+    current = settings()
+    if directory.resolve() == current.keys_dir.resolve() and (
+        current.keys_store == "file"
+    ):
+        fail(f"{directory} is the configured key store itself")
+    source = file_keystore(
+        current,
+        directory,
+        passphrases=[] if unencrypted else current.key_passphrases,
+    )
+
+    async def load(store: "SigningKeyStore") -> list[str]:
+        keys = await _file_errors(source.stored_keys(), directory)
+        await store.import_keys(keys)
+        return [k.record.kid for k in keys]
+
+    kids = _with_store(load, empty_ok=True)
+    _audit("keys_imported", kids=kids, directory=str(directory))
+    if as_json:
+        print_json(kids)
+        return
+    say(f"imported {len(kids)} key(s) from {directory}")
+
+
 def key_json(
-    record: KeyRecord, now: datetime, signer: KeyRecord | None
+    record: "KeyRecord", now: datetime, signer: "KeyRecord | None"
 ) -> dict[str, Any]:
     stored = record.to_json()
     times = {k: when(v) for k, v in vars(record).items() if isinstance(v, datetime)}
@@ -233,13 +349,13 @@ def key_json(
     }
 
 
-def _state_label(record: KeyRecord, now: datetime, signer: KeyRecord | None) -> str:
+def _state_label(record: "KeyRecord", now: datetime, signer: "KeyRecord | None") -> str:
     if record is signer:
         return "active (signing)"
     return record.state(now)
 
 
-def _published(record: KeyRecord, now: datetime) -> str:
+def _published(record: "KeyRecord", now: datetime) -> str:
     if not record.is_published(now):
         return "no"
     if record.published_until is None:
@@ -247,27 +363,67 @@ def _published(record: KeyRecord, now: datetime) -> str:
     return f"until {when(record.published_until)}"
 
 
-def _store() -> KeyStore:
+def _with_store(
+    action: "Callable[[SigningKeyStore], Awaitable[T]]",
+    *,
+    empty_ok: bool = False,
+    warn_exposed: bool = False,
+) -> T:
+    """Run `action` on the configured store; its errors exit 1 in one line."""
+
+    async def main() -> T:
+        async with _opened_store(empty_ok=empty_ok) as store:
+            if warn_exposed and (problem := store.exposure()):
+                note(f"warning: {problem}")
+            if settings().keys_store == "file":
+                return await _file_errors(action(store), settings().keys_dir)
+            return await action(store)
+
+    return run(main())
+
+
+async def _file_errors(work: Awaitable[T], directory: Path) -> T:
+    """An OSError of a file store (disk full, permissions) names its file."""
+    from authserver.services.keystore import KeyStoreError
+
+    try:
+        return await work
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise KeyStoreError(
+            f"key store {directory}: {where}{exc.strerror or exc}"
+        ) from None
+
+
+@asynccontextmanager
+async def _opened_store(*, empty_ok: bool) -> AsyncIterator["SigningKeyStore"]:
     from authserver.services.keystore import MANIFEST, keystore_from_settings
 
     current = settings()
-    if not (current.keys_dir / MANIFEST).is_file():
-        # Most likely AUTH_KEYS_DIR points somewhere else than the server's:
-        # say so rather than quietly starting a second key store.
-        fail(
-            f"no key store in {current.keys_dir} (no {MANIFEST}): check "
-            "AUTH_KEYS_DIR; the server creates the first key when it starts"
-        )
-    return keystore_from_settings(current)
+    if current.keys_store == "file":
+        if not empty_ok and not (current.keys_dir / MANIFEST).is_file():
+            # Most likely AUTH_KEYS_DIR points somewhere else than the server's:
+            # say so rather than quietly starting a second key store.
+            fail(
+                f"no key store in {current.keys_dir} (no {MANIFEST}): check "
+                "AUTH_KEYS_DIR; the server creates the first key when it starts"
+            )
+        yield keystore_from_settings(current)
+        return
+    engine = database_engine()
+    try:
+        await require_schema(engine)
+        yield keystore_from_settings(current, engine=engine)
+    finally:
+        await engine.dispose()
 
 
 def _audit(event: str, **detail: Any) -> None:
     """Record a key event in the audit trail; the key store change stands anyway.
 
-    Key commands need no database, so a database that cannot take the record
-    gets a warning, not a failure after the fact.
+    The file store needs no database, so a database that cannot take the
+    record gets a warning, not a failure after the fact.
     """
-
     from authserver.services import audit
 
     async def write() -> None:
@@ -277,17 +433,5 @@ def _audit(event: str, **detail: Any) -> None:
 
     try:
         asyncio.run(write())
-    except Exception as exc:  # any database trouble: warn, the rotation is done
+    except Exception as exc:  # any database trouble: warn, the change is done
         note(f"warning: audit record not written ({type(exc).__name__})")
-
-
-def _guard(action: Callable[[], T]) -> T:
-    from authserver.services.keystore import KeyStoreError
-
-    try:
-        return action()
-    except KeyStoreError as exc:
-        fail(str(exc))
-    except OSError as exc:  # writing (disk full, permissions): name the file
-        where = f"{exc.filename}: " if exc.filename else ""
-        fail(f"key store {settings().keys_dir}: {where}{exc.strerror or exc}")

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from cli import audit, client, db, help_format, key, serve, user
+from cli import audit, client, consent, db, help_format, key, serve, session, user
 
 HELP = """Manage the authserver token server: users, clients, signing keys, schema.
 
@@ -41,6 +41,8 @@ app.add_typer(client.app, name="client")
 app.add_typer(key.app, name="key")
 app.add_typer(audit.app, name="audit")
 app.add_typer(db.app, name="db")
+app.add_typer(session.app, name="session")
+app.add_typer(consent.app, name="consent")
 help_format.hide_flag_types()
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli.common import database_engine, run, safe_url, settings
-from cli.output import fail
+from cli.output import fail, note
 
 if TYPE_CHECKING:
     from authserver.core.config import Settings
@@ -118,8 +118,6 @@ def _check_listen(host: str, port: int) -> None:
 
 async def _prepare(current: Settings) -> None:
     """Bring the schema to head and make the first key; log what was made."""
-    import anyio.to_thread
-
     from authserver.db.init import prepare_database
     from authserver.services.keystore import KeyStoreError, keystore_from_settings
 
@@ -132,12 +130,19 @@ async def _prepare(current: Settings) -> None:
         await engine.dispose()
     keystore = keystore_from_settings(current)
     try:
-        key_created = await anyio.to_thread.run_sync(keystore.ensure_signing_key)
+        key_created = await keystore.ensure_signing_key()
+        await keystore.refresh()
         keystore.view()  # a wrong passphrase fails here, once
     except OSError as exc:
+        if current.keys_store == "database":
+            raise  # asyncpg's bare OSError: the database is unreachable
         raise KeyStoreError(
             f"key store {current.keys_dir}: {exc.strerror or exc}"
         ) from exc
+    finally:
+        await keystore.aclose()
+    if problem := keystore.exposure():
+        note(f"warning: {problem}")
     made: dict[str, Any] = {}
     if migration is not None and migration.changed:
         made["schema"] = (
@@ -148,7 +153,10 @@ async def _prepare(current: Settings) -> None:
         made["database"] = _where(current)
     if key_created:
         made["signing_key"] = "created"
-        made["keys_dir"] = str(Path(current.keys_dir).resolve())
+        if current.keys_store == "file":
+            made["keys_dir"] = str(Path(current.keys_dir).resolve())
+        else:
+            made["keys_store"] = "database"
     if made:
         # One line for what this start made: on a first start, both.
         logger.info("created" if key_created else "migrated", extra=made)

@@ -50,13 +50,20 @@ async def make_client(
     scopes: tuple[str, ...] = ("openid", "profile", "email"),
     audience: str | None = None,
     client_id: str | None = None,
+    redirect_uris: tuple[str, ...] = (),
+    post_logout_redirect_uris: tuple[str, ...] = (),
+    is_third_party: bool = False,
+    name: str = "Test app",
 ) -> TestClient:
     data = ClientCreate(
         client_id=client_id or f"app-{uuid.uuid4().hex[:8]}",
-        name="Test app",
+        name=name,
         grant_types=list(grant_types),
         scopes=list(scopes),
         audience=audience,
+        redirect_uris=list(redirect_uris),
+        post_logout_redirect_uris=list(post_logout_redirect_uris),
+        is_third_party=is_third_party,
     )
     async with factory() as session:
         client, secret = await create_client(
@@ -64,6 +71,24 @@ async def make_client(
         )
         await session.commit()
     return TestClient(client, secret)
+
+
+CALLBACK = "https://app.example.com/callback"
+LOGGED_OUT = "https://app.example.com/logged-out"
+CODE_GRANTS = ("authorization_code", "refresh_token")
+
+
+async def make_code_client(
+    factory: SessionFactory, *, public: bool = True, **overrides: Any
+) -> TestClient:
+    """A client of the authorization code flow (public: PKCE alone)."""
+    options: dict[str, Any] = {
+        "grant_types": CODE_GRANTS,
+        "redirect_uris": (CALLBACK,),
+        "post_logout_redirect_uris": (LOGGED_OUT,),
+        **overrides,
+    }
+    return await make_client(factory, public=public, **options)
 
 
 async def make_user(

@@ -11,12 +11,13 @@ from fastapi import Depends, Request, Response
 
 from authserver.api.oauth_wire import parse_oauth_form, validate_oauth_form
 from authserver.api.state import AppState, request_state
+from authserver.api.templates import Pages
 from authserver.core.config import Settings
 from authserver.core.lockout import LockPolicy
 from authserver.db.unit_of_work import UnitOfWork
 from authserver.schemas.introspection import IntrospectionForm
 from authserver.schemas.revocation import RevocationForm
-from authserver.services.keystore import KeyStore
+from authserver.services.keystore import SigningKeyStore
 from authserver.services.token_state import TokenContext
 from authserver.services.users import UserService
 
@@ -43,11 +44,18 @@ async def get_settings_dep(state: StateDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-async def get_keystore(state: StateDep) -> KeyStore:
+async def get_keystore(state: StateDep) -> SigningKeyStore:
     return state.keystore
 
 
-KeyStoreDep = Annotated[KeyStore, Depends(get_keystore)]
+KeyStoreDep = Annotated[SigningKeyStore, Depends(get_keystore)]
+
+
+async def get_pages(state: StateDep) -> Pages:
+    return state.pages
+
+
+PagesDep = Annotated[Pages, Depends(get_pages)]
 
 
 async def get_lock_policy(state: StateDep) -> LockPolicy:

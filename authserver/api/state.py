@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from authserver.api.templates import Pages
 from authserver.core.clock import Clock, utc_now
 from authserver.core.config import Settings
 from authserver.core.lockout import LockPolicy
@@ -14,7 +15,7 @@ from authserver.db.rotation_batcher import RotationBatcher
 from authserver.db.session import SessionFactory
 from authserver.db.unit_of_work import UnitOfWork
 from authserver.services.clients import ClientCache
-from authserver.services.keystore import KeyStore
+from authserver.services.keystore import SigningKeyStore
 from authserver.services.passwords import PasswordHasher
 from authserver.services.tokens import TokenService
 
@@ -22,7 +23,7 @@ from authserver.services.tokens import TokenService
 @dataclass
 class AppState:
     settings: Settings
-    keystore: KeyStore
+    keystore: SigningKeyStore
     tokens: TokenService
     hasher: PasswordHasher
     client_cache: ClientCache
@@ -30,6 +31,7 @@ class AppState:
     lock_policy: LockPolicy
     db_breaker: DatabaseBreaker
     discovery_json: bytes
+    pages: Pages  # the sign-in, consent and logout pages
     # Every path's idea of "now"; tests move it to cross expiry times.
     clock: Clock = utc_now
     # Made at start-up with the engine (the batcher on PostgreSQL only).

@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope, Send
 
 from authserver.api.v1.well_known import discovery_headers, jwks_answer
 from authserver.core.config import Settings
-from authserver.services.keystore import KeyStore
+from authserver.services.keystore import SigningKeyStore
 
 JWKS_PATH = "/.well-known/jwks.json"
 DISCOVERY_PATHS = (
@@ -25,7 +25,7 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 
 class StaticDocuments:
     def __init__(
-        self, keystore: KeyStore, settings: Settings, discovery_json: bytes
+        self, keystore: SigningKeyStore, settings: Settings, discovery_json: bytes
     ) -> None:
         self.keystore = keystore
         self.settings = settings

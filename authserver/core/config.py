@@ -72,9 +72,21 @@ class Settings(BaseSettings):
         "http://localhost:8000",
         description="Public base URL; `iss` of every token and base of every URL.",
     )
+    keys_store: Literal["file", "database"] = Field(
+        "file",
+        description="Where the signing keys live: file (AUTH_KEYS_DIR) or database "
+        "(the signing_keys table, sealed with AUTH_KEYS_PASSPHRASE).",
+    )
     keys_dir: Path = Field(Path("keys"), description="Signing-key store directory.")
     keys_passphrase: SecretStr | None = Field(
-        None, description="Encrypts the private key files when set."
+        None,
+        description="Encrypts the private keys (file store: when set; database "
+        "store: required).",
+    )
+    keys_previous_passphrases: list[SecretStr] = Field(
+        default_factory=list,
+        description="Older passphrases (a JSON list) that still decrypt keys until "
+        "`authctl key rewrap` re-encrypts them under AUTH_KEYS_PASSPHRASE.",
     )
     access_token_ttl: Seconds = Field(
         timedelta(seconds=900), description="Access-token lifetime (seconds)."
@@ -234,11 +246,40 @@ class Settings(BaseSettings):
         timedelta(seconds=900), description="Longest lock (seconds)."
     )
 
+    authorization_code_ttl: Seconds = Field(
+        timedelta(seconds=60),
+        description="Authorization-code lifetime (seconds, at most 60: "
+        "RFC 6749 §4.1.2 asks for a short one).",
+    )
+    authorization_request_ttl: Seconds = Field(
+        timedelta(seconds=600),
+        description="How long a user has to sign in and consent (seconds).",
+    )
+    login_session_ttl: Seconds = Field(
+        timedelta(hours=8),
+        description="Browser sign-in session lifetime (seconds); after it the "
+        "user signs in again.",
+    )
+    templates_dir: Path | None = Field(
+        None,
+        description="Directory whose templates (login.html, consent.html, ...) "
+        "replace the built-in ones of the same name.",
+    )
+
+    @field_validator("authorization_code_ttl")
+    @classmethod
+    def _short_code(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(seconds=60):
+            raise ValueError("must be between 1 and 60 seconds")
+        return value
+
     @field_validator(
         "access_token_ttl",
         "id_token_ttl",
         "refresh_token_ttl",
         "refresh_token_max_lifetime",
+        "authorization_request_ttl",
+        "login_session_ttl",
     )
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
@@ -253,7 +294,9 @@ class Settings(BaseSettings):
             raise ValueError("must not be negative")
         return value
 
-    @field_validator("keys_passphrase", "default_audience", mode="before")
+    @field_validator(
+        "keys_passphrase", "default_audience", "templates_dir", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -296,6 +339,31 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _key_passphrases(self) -> Self:
+        if self.keys_previous_passphrases and self.keys_passphrase is None:
+            raise ValueError(
+                "AUTH_KEYS_PREVIOUS_PASSPHRASES needs AUTH_KEYS_PASSPHRASE (the "
+                "one that encrypts)"
+            )
+        if any(not p.get_secret_value() for p in self.keys_previous_passphrases):
+            raise ValueError("AUTH_KEYS_PREVIOUS_PASSPHRASES holds an empty one")
+        if self.keys_store == "database" and self.keys_passphrase is None:
+            # Private keys in a shared database are sealed, always: a dump or a
+            # backup must not be a copy of the signing keys.
+            raise ValueError("AUTH_KEYS_STORE=database needs AUTH_KEYS_PASSPHRASE")
+        return self
+
+    @property
+    def key_passphrases(self) -> list[str]:
+        """Every configured passphrase, the one that encrypts first."""
+        if self.keys_passphrase is None:
+            return []
+        return [
+            p.get_secret_value()
+            for p in (self.keys_passphrase, *self.keys_previous_passphrases)
+        ]
+
     @property
     def audience(self) -> str:
         return self.default_audience or self.issuer
@@ -321,9 +389,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"])
-        name = f"AUTH_{field.upper()}" if field else "settings"
         message = error["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"invalid setting {name}: {message}") from None
+        if not field:  # a rule across settings: the message names them
+            raise ConfigError(f"invalid settings: {message}") from None
+        raise ConfigError(f"invalid setting AUTH_{field.upper()}: {message}") from None
 
 
 @lru_cache

@@ -74,6 +74,38 @@ class InvalidScopeError(OAuthError):
     status_code = 400
 
 
+# Authorization-endpoint errors (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6): sent
+# to the client's redirect URI, or shown on a page when there is none to trust.
+class AccessDeniedError(OAuthError):
+    error = "access_denied"
+    status_code = 400
+
+
+class UnsupportedResponseTypeError(OAuthError):
+    error = "unsupported_response_type"
+    status_code = 400
+
+
+class LoginRequiredError(OAuthError):
+    error = "login_required"
+    status_code = 400
+
+
+class ConsentRequiredError(OAuthError):
+    error = "consent_required"
+    status_code = 400
+
+
+class RequestNotSupportedError(OAuthError):
+    error = "request_not_supported"
+    status_code = 400
+
+
+class RequestUriNotSupportedError(OAuthError):
+    error = "request_uri_not_supported"
+    status_code = 400
+
+
 class RequestTooLargeError(OAuthError):
     error = "invalid_request"
     status_code = 413

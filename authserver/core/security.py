@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -191,10 +192,13 @@ def verify_jwt(
     leeway: int = 0,
     algorithms: Sequence[str] = ALLOWED_ALGS,
     required: Sequence[str] = (),
+    allow_expired: bool = False,
 ) -> dict[str, Any]:
     """Verify signature, algorithm, kid, typ, iss, aud and exp; return the claims.
 
-    Raises TokenError saying why, for logs only.
+    `allow_expired` skips only the `exp` check (an id_token_hint may have
+    expired: OIDC RP-Initiated Logout §2). Raises TokenError saying why, for
+    logs only.
     """
     try:
         token_obj = jwt.decode(token, keys, algorithms=list(algorithms))
@@ -219,12 +223,43 @@ def verify_jwt(
     }
     if audience is not None:
         options["aud"] = {"essential": True, "value": audience}
+    if allow_expired and isinstance(claims.get("exp"), int):
+        now = min(now, claims["exp"] - 1)  # exp is the first instant it fails
     registry = jwt.JWTClaimsRegistry(now=now, leeway=leeway, **options)
     try:
         registry.validate(claims)
     except (JoseError, ValueError, TypeError) as exc:
         raise TokenError(f"bad claims: {exc}") from None
     return dict(claims)
+
+
+# Opaque browser-flow secrets (authorization codes, session cookies, CSRF
+# tokens): 256 random bits, stored only as SHA-256, which suffices for values
+# that cannot be guessed (no salt or slow hash needed, unlike passwords).
+def new_opaque_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def opaque_token_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def opaque_token_matches(value: str, expected_hash: str) -> bool:
+    return hmac.compare_digest(opaque_token_hash(value), expected_hash)
+
+
+# RFC 7636 §4.1: 43 to 128 unreserved characters.
+PKCE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+PKCE_CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")  # base64url(SHA-256), no padding
+
+
+def pkce_s256_matches(verifier: str, challenge: str) -> bool:
+    """RFC 7636 §4.6: BASE64URL(SHA256(ASCII(verifier))) == challenge, in
+    constant time."""
+    if not PKCE_VERIFIER.fullmatch(verifier):
+        return False
+    computed = _b64(hashlib.sha256(verifier.encode("ascii")).digest())
+    return hmac.compare_digest(computed, challenge)
 
 
 # Retry answers of the refresh grant are stored sealed under a key derived from

@@ -1,9 +1,11 @@
 """Engine and session factories shared by the API, the CLI and the tests."""
 
 import asyncio
+import os
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,6 +21,7 @@ AUTOCOMMIT = "AUTOCOMMIT"
 
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
+        _create_private(make_url(settings.database_url).database)
         engine = create_async_engine(
             settings.database_url, connect_args={"timeout": 30}, hide_parameters=True
         )
@@ -41,6 +44,21 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # A statement that hangs (a dead server, a lock) must not hang requests.
         connect_args={"timeout": 5, "command_timeout": 15},
     )
+
+
+def _create_private(database: str | None) -> None:
+    """Create a new SQLite file 0600 before SQLite does (0644 under the usual
+    umask): it holds password and token hashes. SQLite gives its -wal and -shm
+    files the database file's mode, so they follow."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # a missing directory and the like: SQLite's own error says it
+    os.close(fd)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, String, Uuid
+from sqlalchemy import JSON, Boolean, String, Uuid, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from authserver.models.base import Base, UTCDateTime, utcnow
@@ -20,6 +20,17 @@ class Client(Base):
     grant_types: Mapped[list[str]] = mapped_column(JSON)
     scopes: Mapped[list[str]] = mapped_column(JSON)
     audience: Mapped[str | None] = mapped_column(String(255))
+    # Exact strings: /authorize and logout redirect only to one of these.
+    redirect_uris: Mapped[list[str]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
+    # A third party's app asks the user's consent; our own apps do not.
+    is_third_party: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow

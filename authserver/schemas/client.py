@@ -1,14 +1,19 @@
 """Client registration data."""
 
 import re
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from authserver.schemas.grant_types import GRANT_TYPES
 from authserver.schemas.identifiers import refuse_uuid
+from authserver.schemas.redirect_uri import redirect_uri_problem
 from authserver.schemas.scope import validate_scope_tokens
 from authserver.schemas.token import MAX_SCOPE
 
+# Grants that issue refresh tokens: refresh_token is of no use without one.
+USER_GRANTS = frozenset({"authorization_code", "password"})
+MAX_REDIRECT_URIS = 20
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{3,100}$")
 
 
@@ -20,6 +25,11 @@ class ClientCreate(BaseModel):
     grant_types: list[str] = Field(min_length=1)
     scopes: list[str] = Field(default_factory=list)
     audience: str | None = Field(None, min_length=1, max_length=255)
+    redirect_uris: list[str] = Field(default_factory=list, max_length=MAX_REDIRECT_URIS)
+    post_logout_redirect_uris: list[str] = Field(
+        default_factory=list, max_length=MAX_REDIRECT_URIS
+    )
+    is_third_party: bool = False
 
     @field_validator("client_id")
     @classmethod
@@ -35,10 +45,26 @@ class ClientCreate(BaseModel):
             raise ValueError(
                 f"unknown grant type {unknown[0]!r}; use one of {', '.join(GRANT_TYPES)}"
             )
-        if "refresh_token" in value and "password" not in value:
-            # Only the password grant issues refresh tokens.
-            raise ValueError("refresh_token is of no use without password")
+        if "refresh_token" in value and not USER_GRANTS & set(value):
+            raise ValueError(
+                "refresh_token is of no use without authorization_code or password"
+            )
         return sorted(set(value), key=GRANT_TYPES.index)
+
+    @field_validator("redirect_uris", "post_logout_redirect_uris")
+    @classmethod
+    def _registrable_uris(cls, value: list[str]) -> list[str]:
+        for uri in value:
+            problem = redirect_uri_problem(uri)
+            if problem:
+                raise ValueError(f"redirect URI {uri[:100]!r} {problem}")
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _code_flow_needs_redirect(self) -> Self:
+        if "authorization_code" in self.grant_types and not self.redirect_uris:
+            raise ValueError("authorization_code needs at least one redirect URI")
+        return self
 
     @field_validator("scopes")
     @classmethod

@@ -1,3 +1,3 @@
 """The grant types a client may be registered for (RFC 6749 §4, §6)."""
 
-GRANT_TYPES = ("password", "refresh_token", "client_credentials")
+GRANT_TYPES = ("authorization_code", "password", "refresh_token", "client_credentials")

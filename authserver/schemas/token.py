@@ -2,6 +2,8 @@
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from authserver.schemas.redirect_uri import MAX_REDIRECT_URI
+
 # Bounds on every field: nothing legitimate is longer, and a megabyte string
 # must never reach bcrypt or the JWT parser.
 MAX_USERNAME = 150
@@ -10,6 +12,8 @@ MAX_SCOPE = 1024
 MAX_TOKEN = 4096
 MAX_CLIENT_ID = 100
 MAX_CLIENT_SECRET = 256
+MAX_CODE = 256
+MAX_CODE_VERIFIER = 128  # RFC 7636 §4.1
 
 
 class TokenForm(BaseModel):
@@ -24,6 +28,9 @@ class TokenForm(BaseModel):
     refresh_token: str | None = Field(None, max_length=MAX_TOKEN)
     client_id: str | None = Field(None, max_length=MAX_CLIENT_ID)
     client_secret: str | None = Field(None, max_length=MAX_CLIENT_SECRET)
+    code: str | None = Field(None, max_length=MAX_CODE)
+    redirect_uri: str | None = Field(None, max_length=MAX_REDIRECT_URI)
+    code_verifier: str | None = Field(None, max_length=MAX_CODE_VERIFIER)
 
 
 class TokenResponse(BaseModel):

@@ -80,6 +80,9 @@ def _detached_copy(client: Client) -> Client:
         grant_types=list(client.grant_types),
         scopes=list(client.scopes),
         audience=client.audience,
+        redirect_uris=list(client.redirect_uris),
+        post_logout_redirect_uris=list(client.post_logout_redirect_uris),
+        is_third_party=client.is_third_party,
         created_at=client.created_at,
         updated_at=client.updated_at,
     )

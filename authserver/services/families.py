@@ -9,6 +9,7 @@ rotation was writing while it ran.
 """
 
 import logging
+import uuid
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,16 +30,40 @@ async def revoke_family(
 ) -> int:
     """Revoke the family of `record`; audit it as `event` (not committed).
     Returns how many refresh tokens were revoked."""
-    family_id = record.family_id
+    return await revoke_family_id(
+        session,
+        record.family_id,
+        user_id=record.user_id,
+        at=at,
+        event=event,
+        client_id=client_id,
+        level=level,
+        jti=record.jti,
+    )
+
+
+async def revoke_family_id(
+    session: AsyncSession,
+    family_id: uuid.UUID,
+    *,
+    user_id: uuid.UUID,
+    at: datetime,
+    event: str,
+    client_id: str,
+    level: int = logging.INFO,
+    **detail: str,
+) -> int:
+    """revoke_family by id: for a grant that may have no refresh token (a
+    replayed authorization code, RFC 6749 §4.1.2)."""
     revoked = await RefreshTokenRepository(session).revoke_family(family_id, at=at)
     await audit.record(
         session,
         event,
-        subject=str(record.user_id),
+        subject=str(user_id),
         client_id=client_id,
         family_id=str(family_id),
-        jti=record.jti,
         revoked=revoked,
         level=level,
+        **detail,
     )
     return revoked

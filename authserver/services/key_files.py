@@ -10,6 +10,9 @@ import binascii
 import json
 import os
 import re
+import secrets
+import stat
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -110,8 +113,11 @@ def _moment(data: dict[str, Any], name: str) -> datetime | None:
     return moment
 
 
-def load_key_file(path: Path, kid: str, passphrase: str | None) -> RSAKey:
-    """Load one key file, or raise KeyStoreError naming the kid, file and fault."""
+def load_key_file(path: Path, kid: str, passphrases: Sequence[str]) -> RSAKey:
+    """Load one key file, or raise KeyStoreError naming the kid, file and fault.
+
+    `passphrases`: the current one first, then older ones (none: unencrypted).
+    """
     where = f"key {kid} ({path})"
     try:
         pem = path.read_bytes()
@@ -128,30 +134,55 @@ def load_key_file(path: Path, kid: str, passphrase: str | None) -> RSAKey:
         )
     # The files themselves record whether the store is encrypted; a store is
     # all one or the other, never silently mixed.
-    if encrypted and passphrase is None:
+    if encrypted and not passphrases:
         raise KeyStoreError(f"{where}: encrypted, but AUTH_KEYS_PASSPHRASE is not set")
-    if not encrypted and passphrase is not None:
+    if not encrypted and passphrases:
         raise KeyStoreError(
             f"{where}: not encrypted, but AUTH_KEYS_PASSPHRASE is set (this store's "
             "keys were made without one: unset it)"
         )
-    try:
-        return RSAKey.import_key(
-            pem,
-            parameters={"kid": kid, "alg": SIGNING_ALG, "use": "sig"},
-            password=passphrase,
-        )
-    except JoseError:
-        raise KeyStoreError(f"{where}: not an RSA private key") from None
-    except (ValueError, TypeError):
-        if encrypted:
-            raise KeyStoreError(
-                f"{where}: encrypted, and AUTH_KEYS_PASSPHRASE does not decrypt it "
-                "(wrong passphrase, or a damaged file)"
-            ) from None
+    candidates: Sequence[str | None] = passphrases or [None]
+    for passphrase in candidates:
+        try:
+            return RSAKey.import_key(
+                pem,
+                parameters={"kid": kid, "alg": SIGNING_ALG, "use": "sig"},
+                password=passphrase,
+            )
+        except JoseError:
+            raise KeyStoreError(f"{where}: not an RSA private key") from None
+        except (ValueError, TypeError):
+            continue
+    if encrypted:
         raise KeyStoreError(
-            f"{where}: not a valid PEM private key (damaged contents)"
-        ) from None
+            f"{where}: encrypted, and AUTH_KEYS_PASSPHRASE does not decrypt it "
+            "(wrong passphrase, or a damaged file)"
+        )
+    raise KeyStoreError(f"{where}: not a valid PEM private key (damaged contents)")
+
+
+def exposure(directory: Path) -> str | None:
+    """What in a key store other users may read or list, or None if private."""
+    open_paths = []
+    try:
+        paths = [directory, *sorted(directory.iterdir())]
+    except OSError:
+        return None  # a missing store is reported by whoever reads it
+    for path in paths:
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if stat.S_IMODE(st.st_mode) & 0o077 and (
+            path == directory or path.name == MANIFEST or path.suffix == ".pem"
+        ):
+            open_paths.append(f"{path} mode {stat.S_IMODE(st.st_mode):04o}")
+    if not open_paths:
+        return None
+    return (
+        f"key store {directory} is open to other users ({', '.join(open_paths)}): "
+        f"run chmod 700 {directory} && chmod 600 {directory}/*"
+    )
 
 
 def _pem_encryption(pem: bytes) -> bool | None:
@@ -209,32 +240,42 @@ def manifest_bytes(records: list[KeyRecord]) -> bytes:
 
 
 def write_manifest(directory: Path, manifest: bytes) -> None:
-    tmp = directory / f".{MANIFEST}.{os.getpid()}.tmp"
+    replace_file(directory / MANIFEST, manifest)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Replace `path` atomically: readers see the old or the new file, whole.
+
+    The temporary file is new (O_EXCL, O_NOFOLLOW) under an unguessable name in
+    the same directory: nobody else's file or symlink is ever written through.
+    """
+    directory = path.parent
+    tmp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
-        _write_file(tmp, manifest, os.O_TRUNC)
-        os.replace(tmp, directory / MANIFEST)  # readers see the old or the new file
+        _write_file(tmp, data)
+        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     try:
         fsync_directory(directory)
     except OSError:
-        pass  # the new manifest is in place and being read: do not undo it now
+        pass  # the new file is in place and being read: do not undo it now
 
 
 def write_private(path: Path, pem: bytes) -> None:
-    _write_file(path, pem, os.O_EXCL)
+    _write_file(path, pem)
 
 
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Write, flush and fsync a 0600 file; remove what was written on failure."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | mode, 0o600)
+def _write_file(path: Path, data: bytes) -> None:
+    """Write, flush and fsync a new 0600 file; remove it on failure."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    fd = os.open(path, flags, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(path, 0o600)  # O_CREAT's mode does not apply to an existing file
     except BaseException:
         path.unlink(missing_ok=True)
         raise

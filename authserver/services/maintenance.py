@@ -1,9 +1,15 @@
-"""Periodic clean-up: retry answers, expired refresh tokens, stale deny-list rows."""
+"""Periodic clean-up: retry answers, expired refresh tokens, stale deny-list
+rows, and expired authorization requests, codes and sign-in sessions."""
 
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
+from authserver.crud.authorization import (
+    AuthorizationCodeRepository,
+    AuthorizationRequestRepository,
+)
+from authserver.crud.login_session import LoginSessionRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.revoked_token import RevokedTokenRepository
 from authserver.db.session import SessionFactory
@@ -26,6 +32,9 @@ async def purge_once(session_factory: SessionFactory) -> int:
         deleted += await RevokedTokenRepository(uow.session).purge(
             now=now, keep_expired_for=KEEP_EXPIRED_FOR
         )
+        deleted += await AuthorizationRequestRepository(uow.session).purge(now=now)
+        deleted += await AuthorizationCodeRepository(uow.session).purge(now=now)
+        deleted += await LoginSessionRepository(uow.session).purge(now=now)
         await uow.commit()
     return deleted
 

@@ -16,7 +16,7 @@ from authserver.core.security import (
     sign_jwt,
     verify_jwt,
 )
-from authserver.services.keystore import KeyStore
+from authserver.services.keystore import SigningKeyStore
 
 # Beyond the registered claims: what a refresh rotates from (see mint_refresh).
 REFRESH_CLAIMS = ("client_id", "scope", "sid", "auth_time", "family_exp")
@@ -30,7 +30,7 @@ class MintedToken:
 
 
 class TokenService:
-    def __init__(self, keystore: KeyStore, settings: Settings) -> None:
+    def __init__(self, keystore: SigningKeyStore, settings: Settings) -> None:
         self.keystore = keystore
         self.issuer = settings.issuer
         self.default_audience = settings.audience
@@ -107,11 +107,18 @@ class TokenService:
         return MintedToken(token, jti, expires_at)
 
     def mint_id(
-        self, *, subject: str, client_id: str, auth_time: datetime, now: datetime
+        self,
+        *,
+        subject: str,
+        client_id: str,
+        auth_time: datetime,
+        now: datetime,
+        nonce: str | None = None,
+        session_id: str | None = None,
     ) -> MintedToken:
         expires_at = now + self.id_ttl
         jti = str(uuid.uuid4())
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": subject,
             "aud": client_id,
@@ -120,7 +127,24 @@ class TokenService:
             "auth_time": _ts(auth_time),
             "jti": jti,
         }
+        if nonce is not None:
+            claims["nonce"] = nonce  # OIDC Core §3.1.2.1: echoed unchanged
+        if session_id is not None:
+            claims["sid"] = session_id  # the browser session that signed in
         return self._sign(claims, ID_TOKEN_TYP, jti, expires_at, now)
+
+    def verify_id_hint(self, token: str, *, now: datetime) -> dict[str, Any]:
+        """Claims of an ID token we signed, expired or not (RP-Initiated Logout
+        §2: the hint may have expired); raises TokenError otherwise."""
+        return verify_jwt(
+            token,
+            self.keystore.view(now).verify_keys,
+            typ=ID_TOKEN_TYP.lower(),
+            issuer=self.issuer,
+            audience=None,
+            now=_ts(now),
+            allow_expired=True,
+        )
 
     def verify_refresh(self, token: str, *, now: datetime) -> dict[str, Any]:
         """Claims of a valid refresh JWT; raises TokenError otherwise."""

@@ -1,7 +1,8 @@
 """User operations shared by the API and authctl; each rule lives here once.
 
-Disabling, deleting or re-passwording a user revokes their refresh tokens in the
-same transaction. Callers commit the unit of work once, with two exceptions:
+Disabling, deleting or re-passwording a user revokes their refresh tokens and
+ends their browser sessions in the same transaction. Callers commit the unit of
+work once, with two exceptions:
 bcrypt never runs inside a transaction, so an operation that hashes or checks
 a password first ends the one open (committing what it wrote); and a refused
 password is stored before the error is raised.
@@ -19,6 +20,7 @@ from authserver.core.exceptions import (
     NotFoundError,
 )
 from authserver.core.lockout import LockPolicy
+from authserver.crud.login_session import LoginSessionRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.user import USERNAME_OR_EMAIL_TAKEN, UserRepository
 from authserver.db.unit_of_work import UnitOfWork
@@ -79,6 +81,20 @@ async def check_password(
     return PasswordCheck(new_hash=new_hash)
 
 
+async def resolve_user(users: UserRepository, ref: str) -> User:
+    """A user by UUID or username; NotFoundError if there is none."""
+    user = None
+    try:
+        user = await users.get(uuid.UUID(ref))
+    except ValueError:
+        pass
+    if user is None:
+        user = await users.get_by_username(ref)
+    if user is None:
+        raise NotFoundError(f"no user {ref!r}")
+    return user
+
+
 @dataclass
 class UserService:
     users: UserRepository
@@ -104,16 +120,7 @@ class UserService:
 
     async def resolve(self, ref: str) -> User:
         """A user by UUID or username; NotFoundError if there is none."""
-        user = None
-        try:
-            user = await self.users.get(uuid.UUID(ref))
-        except ValueError:
-            pass
-        if user is None:
-            user = await self.users.get_by_username(ref)
-        if user is None:
-            raise NotFoundError(f"no user {ref!r}")
-        return user
+        return await resolve_user(self.users, ref)
 
     async def create(self, data: UserCreate) -> User:
         """Add a user; AlreadyExistsError if the username or email is taken.
@@ -160,7 +167,7 @@ class UserService:
             )
         if not stored:
             raise NotFoundError(f"no user {user.id}")
-        revoked = await self.refresh_tokens.revoke_for_user(user.id, at=now)
+        revoked = await self._revoke_everything(user, at=now)
         await audit.record(
             self.users.session,
             "user_password_changed",
@@ -175,9 +182,7 @@ class UserService:
         await self.users.session.flush()
         revoked = 0
         if not active:
-            revoked = await self.refresh_tokens.revoke_for_user(
-                user.id, at=self.clock()
-            )
+            revoked = await self._revoke_everything(user, at=self.clock())
         await audit.record(
             self.users.session,
             "user_enabled" if active else "user_disabled",
@@ -197,10 +202,16 @@ class UserService:
 
     async def delete(self, user: User) -> None:
         """Delete the user; their refresh tokens go with them (ON DELETE CASCADE)."""
-        await self.refresh_tokens.revoke_for_user(user.id, at=self.clock())
+        await self._revoke_everything(user, at=self.clock())
         subject = str(user.id)
         await self.users.delete(user)
         await audit.record(self.users.session, "user_deleted", subject=subject)
+
+    async def _revoke_everything(self, user: User, *, at: datetime) -> int:
+        """End the user's sessions and revoke their refresh tokens; returns the
+        refresh-token count."""
+        await LoginSessionRepository(self.users.session).end_for_user(user.id, at=at)
+        return await self.refresh_tokens.revoke_for_user(user.id, at=at)
 
     async def unlock(self, user: User) -> None:
         """Clear the brute-force lock and the failure count."""

@@ -34,9 +34,17 @@ from tests.api.helpers import (
     tokens,
     unverified,
 )
-from tests.factories import DEFAULT_PASSWORD, make_client, make_user
+from tests.factories import (
+    CALLBACK,
+    DEFAULT_PASSWORD,
+    make_client,
+    make_code_client,
+    make_user,
+)
 from tests.live import free_socket, live_server, live_settings
 from tests.logs import CapturedLogs, capture_logs, server_logging
+from tests.oauth_flow import authorize_params, new_pkce, query_of
+from tests.oauth_flow import sign_in as page_sign_in
 
 PASSWORD = "Plant3d-Passw0rd-" + uuid.uuid4().hex[:8]
 OPAQUE_BEARER = "opaque-bearer-" + uuid.uuid4().hex
@@ -169,6 +177,39 @@ async def _delete_user(settings: Settings, username: str) -> None:
             await session.commit()
     finally:
         await engine.dispose()
+
+
+async def test_browser_sign_in_leaves_no_secret_in_the_log(api, session_factory):
+    client = await make_code_client(session_factory)
+    user = await make_user(session_factory, password=PASSWORD)
+    pkce = new_pkce()
+    with capture_logs() as logs:
+        params = authorize_params(client.client_id, CALLBACK, pkce)
+        wrong = await page_sign_in(api, params, user.username, "x" + PASSWORD)
+        answer = await page_sign_in(api, params, user.username, PASSWORD)
+        code = query_of(answer.headers["location"])["code"]
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": CALLBACK,
+            "code_verifier": pkce.verifier,
+            **client.form(),
+        }
+        issued = tokens(await api.post(TOKEN_URL, data=form))
+        replay = await api.post(TOKEN_URL, data=form)
+    assert wrong.status_code == 400 and replay.status_code == 400
+    cookie = api.cookies["authserver_session"]
+    assert_absent(
+        logs,
+        [
+            PASSWORD,
+            code,
+            pkce.verifier,
+            cookie,
+            issued["refresh_token"],
+            issued["access_token"],
+        ],
+    )
 
 
 def fragments(secret: str | bytes) -> set[str]:

@@ -484,13 +484,17 @@ async def test_openapi_documents_the_token_form(api):
         "scope",
         "client_id",
         "client_secret",
+        "code",
+        "redirect_uri",
+        "code_verifier",
     }
     assert sorted(form["properties"]["grant_type"]["enum"]) == [
+        "authorization_code",
         "client_credentials",
         "password",
         "refresh_token",
     ]
-    for secret in ("password", "refresh_token", "client_secret"):
+    for secret in ("password", "refresh_token", "client_secret", "code"):
         assert form["properties"][secret]["format"] == "password"
     assert {"200", "400", "401"} <= set(post["responses"])
     ok = post["responses"]["200"]["content"]["application/json"]["schema"]

@@ -37,7 +37,15 @@ async def test_discovery_documents(api, path):
     assert doc["issuer"] == "http://localhost"
     assert doc["token_endpoint"] == "http://localhost/oauth2/token"
     assert doc["jwks_uri"] == "http://localhost/.well-known/jwks.json"
-    assert {"password", "refresh_token"} <= set(doc["grant_types_supported"])
+    assert {"authorization_code", "password", "refresh_token"} <= set(
+        doc["grant_types_supported"]
+    )
+    assert doc["authorization_endpoint"] == "http://localhost/oauth2/authorize"
+    assert doc["end_session_endpoint"] == "http://localhost/oauth2/logout"
+    assert doc["response_types_supported"] == ["code"]
+    assert doc["response_modes_supported"] == ["query"]
+    assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert doc["authorization_response_iss_parameter_supported"] is True
     assert set(doc["token_endpoint_auth_methods_supported"]) == {
         "client_secret_basic",
         "client_secret_post",

@@ -1,5 +1,6 @@
 """authctl audit list and user unlock, and the events admin commands record."""
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -88,7 +89,7 @@ def test_audit_list_by_the_id_of_a_deleted_user(cli: Cli) -> None:
 
 
 def test_key_rotation_is_audited(cli: Cli) -> None:
-    keystore_from_settings(cli.settings).ensure_signing_key()
+    asyncio.run(keystore_from_settings(cli.settings).ensure_signing_key())
     kid = json.loads(ok(cli("key", "rotate", "--json")).stdout)["kid"]
 
     events = cli.db(lambda s: AuditRepository(s).list(event="key_rotated"))

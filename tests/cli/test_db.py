@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -262,3 +264,19 @@ def test_invalid_settings(
 ) -> None:
     line = one_error_line(cli_for(sqlite_url, **env)("user", "list"))
     assert line.startswith(f"error: invalid setting {name}")
+
+
+def test_a_new_sqlite_database_is_private(
+    cli_for: Callable[..., Cli], tmp_path: Path
+) -> None:
+    path = tmp_path / "new.db"
+    cli = cli_for(f"sqlite+aiosqlite:///{path}")
+    previous = os.umask(0o022)  # the usual umask: SQLite would make it 0644
+    try:
+        ok(cli("db", "upgrade"))
+    finally:
+        os.umask(previous)
+
+    for file in tmp_path.glob("new.db*"):  # -wal and -shm too, if still there
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file.name
+    assert path.exists()

@@ -1,5 +1,6 @@
 """authctl key: list, safe rotation and prune on a real key store (no database)."""
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ def keys(cli_for: Callable[..., Cli], sqlite_url: str) -> tuple[Cli, KeyStore]:
     """authctl and the key store it manages, holding one signing key."""
     cli = cli_for(sqlite_url)
     store = keystore_from_settings(cli.settings)
-    store.ensure_signing_key()
+    asyncio.run(store.ensure_signing_key())
     return cli, store
 
 
@@ -89,10 +90,12 @@ def test_prune_removes_only_expired_keys(
     cli = cli_for(sqlite_url)
     store = keystore_from_settings(cli.settings)
     long_ago = datetime.now(UTC) - timedelta(days=365)
-    store.ensure_signing_key(now=long_ago)
-    [expired] = store.records()
-    current = store.rotate(immediate=True, now=long_ago + timedelta(seconds=1))
-    pending = store.rotate()  # a scheduled key is never pruned
+    asyncio.run(store.ensure_signing_key(now=long_ago))
+    [expired] = asyncio.run(store.records())
+    current = asyncio.run(
+        store.rotate(immediate=True, now=long_ago + timedelta(seconds=1))
+    )
+    pending = asyncio.run(store.rotate())  # a scheduled key is never pruned
 
     assert json.loads(ok(cli("key", "prune", "--json")).stdout) == [expired.kid]
     assert not (cli.keys_dir / f"{expired.kid}.pem").exists()
@@ -121,7 +124,7 @@ def test_wrong_passphrase(cli_for: Callable[..., Cli], sqlite_url: str) -> None:
     cli = cli_for(sqlite_url, AUTH_KEYS_PASSPHRASE="the wrong one")
     timing = keystore_from_settings(cli.settings).timing
     encrypted = KeyStore(cli.keys_dir, timing=timing, passphrase="the right one")
-    encrypted.ensure_signing_key()
+    asyncio.run(encrypted.ensure_signing_key())
     line = one_error_line(cli("key", "list"))
     assert "AUTH_KEYS_PASSPHRASE" in line
     assert "the wrong one" not in line
@@ -161,9 +164,9 @@ def encrypted_store(cli: Cli) -> str:
     """Two keys encrypted with RIGHT in cli's key store; returns the first kid."""
     timing = keystore_from_settings(cli.settings).timing
     store = KeyStore(cli.keys_dir, timing=timing, passphrase=RIGHT)
-    store.ensure_signing_key()
-    store.rotate(immediate=True)
-    return store.records()[0].kid
+    asyncio.run(store.ensure_signing_key())
+    asyncio.run(store.rotate(immediate=True))
+    return asyncio.run(store.records())[0].kid
 
 
 # fault: (AUTH_KEYS_PASSPHRASE of the command, delete the key file?, message)
@@ -261,7 +264,7 @@ def test_a_damaged_store_is_one_precise_line(
     args: list[str],
 ) -> None:
     cli, store = keys
-    [record] = store.records()
+    [record] = asyncio.run(store.records())
     damage(cli.keys_dir, record.kid)
     before = snapshot(cli.keys_dir)
 
@@ -278,7 +281,7 @@ def test_a_lifetime_too_long_is_a_config_error(
     cli_for: Callable[..., Cli], sqlite_url: str
 ) -> None:
     cli = cli_for(sqlite_url)
-    keystore_from_settings(cli.settings).ensure_signing_key()
+    asyncio.run(keystore_from_settings(cli.settings).ensure_signing_key())
     before = snapshot(cli.keys_dir)
     cli = cli_for(sqlite_url, AUTH_REFRESH_TOKEN_MAX_LIFETIME="8000000000000")
 
@@ -290,7 +293,7 @@ def test_a_lifetime_too_long_is_a_config_error(
 
 def test_revoke_withdraws_a_key_at_once(cli: Cli) -> None:
     store = keystore_from_settings(cli.settings)
-    store.ensure_signing_key()
+    asyncio.run(store.ensure_signing_key())
     old = store.view().signing_key.kid
 
     result = ok(cli("key", "revoke", old, "--yes", "--json"))
@@ -332,3 +335,24 @@ def test_revoke_asks_first_and_refuses_unknown_keys(
     assert last_line.startswith("error: no answer, nothing changed")
     assert one_error_line(unknown).startswith("error: no key nope")
     assert (cli.keys_dir / MANIFEST).read_bytes() == manifest
+
+
+def test_a_key_store_others_can_read_is_refused_for_writing(
+    keys: tuple[Cli, KeyStore],
+) -> None:
+    cli, store = keys
+    [pem] = cli.keys_dir.glob("*.pem")
+    cli.keys_dir.chmod(0o755)
+    pem.chmod(0o644)
+    before = snapshot(cli.keys_dir)
+
+    for args in (["rotate"], ["prune"], ["rewrap"]):
+        line = one_error_line(cli("key", *args))
+        assert "open to other users" in line, args
+        assert f"{cli.keys_dir} mode 0755" in line and f"{pem} mode 0644" in line
+        assert f"chmod 700 {cli.keys_dir}" in line
+    assert snapshot(cli.keys_dir) == before
+
+    listing = ok(cli("key", "list"))  # reading still works, with a warning
+    assert "warning: key store" in listing.stderr
+    assert "open to other users" in listing.stderr

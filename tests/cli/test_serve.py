@@ -174,3 +174,20 @@ def test_serve_without_auto_migrate_refuses_an_old_schema(
     ok(cli("db", "upgrade"))  # the deploy step
     ok(cli("serve", "--port", str(free_port)))
     assert len(uvicorn_calls) == 1
+
+
+def test_serve_warns_about_a_key_store_others_can_read(
+    cli_for: Callable[..., Cli],
+    sqlite_url: str,
+    uvicorn_calls: list[dict[str, Any]],
+    free_port: int,
+) -> None:
+    cli = cli_for(sqlite_url)
+    ok(cli("db", "upgrade"))
+    cli.keys_dir.mkdir(mode=0o755)
+    cli.keys_dir.chmod(0o755)
+
+    result = ok(cli("serve", "--port", str(free_port)))
+
+    assert f"warning: key store {cli.keys_dir} is open to other users" in result.stderr
+    assert len(uvicorn_calls) == 1  # a warning: existing deployments keep running

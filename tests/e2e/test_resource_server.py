@@ -60,7 +60,7 @@ async def test_resource_server_verifies_offline_across_rotation(
 
         # The live server re-reads its key store on every request in tests.
         settings = make_settings(database_url, tmp_path / "keys")
-        keystore_from_settings(settings).rotate(immediate=True)
+        await keystore_from_settings(settings).rotate(immediate=True)
         after = await login("profile reports")
         assert kid_of(after) != kid_of(before)
 

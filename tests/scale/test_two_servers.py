@@ -141,7 +141,7 @@ async def test_key_rotation_is_served_by_both(cluster):
     user = await make_user(cluster["session_factory"])
     keystore = keystore_from_settings(cluster["settings"])
 
-    new_key = keystore.rotate(immediate=True)
+    new_key = await keystore.rotate(immediate=True)
 
     async with httpx2.AsyncClient(timeout=10) as http:
         for url in (a, b):

@@ -30,6 +30,9 @@ def client(**changes: Any) -> Client:
         "grant_types": ["client_credentials"],
         "scopes": ["read"],
         "audience": None,
+        "redirect_uris": [],
+        "post_logout_redirect_uris": [],
+        "is_third_party": False,
     }
     return Client(**{**fields, **changes})
 

@@ -103,3 +103,45 @@ def test_durations_are_capped_at_ten_years(monkeypatch):
     monkeypatch.setenv("AUTH_REFRESH_TOKEN_MAX_LIFETIME", "8000000000000")
     with pytest.raises(ConfigError, match="at most 315360000 seconds"):
         load_settings(_env_file=None)
+
+
+KEY_PASSPHRASE_RULES = {
+    "database-store-needs-one": (
+        {"AUTH_KEYS_STORE": "database"},
+        "AUTH_KEYS_STORE=database needs AUTH_KEYS_PASSPHRASE",
+    ),
+    "previous-without-current": (
+        {"AUTH_KEYS_PREVIOUS_PASSPHRASES": '["old one"]'},
+        "AUTH_KEYS_PREVIOUS_PASSPHRASES needs AUTH_KEYS_PASSPHRASE",
+    ),
+    "empty-previous": (
+        {"AUTH_KEYS_PASSPHRASE": "new one", "AUTH_KEYS_PREVIOUS_PASSPHRASES": '[""]'},
+        "AUTH_KEYS_PREVIOUS_PASSPHRASES holds an empty one",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    list(KEY_PASSPHRASE_RULES.values()),
+    ids=list(KEY_PASSPHRASE_RULES),
+)
+def test_key_passphrase_rules(values, message, monkeypatch):
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None)
+
+    assert str(caught.value).startswith(f"invalid settings: {message}")
+    assert "old one" not in str(caught.value)
+
+
+def test_key_passphrases_put_the_encrypting_one_first(monkeypatch):
+    monkeypatch.setenv("AUTH_KEYS_PASSPHRASE", "new one")
+    monkeypatch.setenv("AUTH_KEYS_PREVIOUS_PASSPHRASES", '["old one", "older one"]')
+
+    settings = load_settings(_env_file=None)
+
+    assert settings.key_passphrases == ["new one", "old one", "older one"]
+    assert "old one" not in repr(settings)  # secrets, as the rest

@@ -1,14 +1,16 @@
 """The file key store: first key, rotation timeline, pruning, encryption, sharing."""
 
+import asyncio
 import json
 import multiprocessing
+import os
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from authserver.services.keystore import KeyStore, KeyStoreError, KeyTiming
+from authserver.services.keystore import MANIFEST, KeyStore, KeyStoreError, KeyTiming
 
 TIMING = KeyTiming(
     jwks_max_age=timedelta(minutes=5),
@@ -26,34 +28,34 @@ def published_kids(keystore: KeyStore, now: datetime) -> set[str]:
     return {k["kid"] for k in json.loads(keystore.view(now).jwks_json)["keys"]}
 
 
-def test_first_key_is_created_once_with_private_permissions(tmp_path):
+async def test_first_key_is_created_once_with_private_permissions(tmp_path):
     keystore = store(tmp_path)
 
-    assert keystore.ensure_signing_key(T0) is True
-    assert keystore.ensure_signing_key(T0) is False
+    assert await keystore.ensure_signing_key(T0) is True
+    assert await keystore.ensure_signing_key(T0) is False
 
-    [record] = keystore.records()
+    [record] = await keystore.records()
     pem = tmp_path / f"{record.kid}.pem"
     assert stat.S_IMODE(pem.stat().st_mode) == 0o600
     assert keystore.view(T0).signing_key.kid == record.kid
 
 
 def _ensure(directory: str) -> bool:
-    return store(Path(directory)).ensure_signing_key()
+    return asyncio.run(store(Path(directory)).ensure_signing_key())
 
 
-def test_concurrent_processes_create_exactly_one_key(tmp_path):
+async def test_concurrent_processes_create_exactly_one_key(tmp_path):
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         created = pool.map(_ensure, [str(tmp_path)] * 8)
 
     assert created.count(True) == 1
-    assert len(store(tmp_path).records()) == 1
+    assert len(await store(tmp_path).records()) == 1
     assert len(list(tmp_path.glob("*.pem"))) == 1
 
 
-def test_jwks_has_no_private_parts(tmp_path):
+async def test_jwks_has_no_private_parts(tmp_path):
     keystore = store(tmp_path)
-    keystore.ensure_signing_key(T0)
+    await keystore.ensure_signing_key(T0)
 
     [key] = json.loads(keystore.view(T0).jwks_json)["keys"]
 
@@ -61,12 +63,12 @@ def test_jwks_has_no_private_parts(tmp_path):
     assert not {"d", "p", "q", "dp", "dq", "qi"} & key.keys()
 
 
-def test_rotation_timeline(tmp_path):
+async def test_rotation_timeline(tmp_path):
     keystore = store(tmp_path)
-    keystore.ensure_signing_key(T0)
-    old = keystore.records()[0].kid
+    await keystore.ensure_signing_key(T0)
+    old = (await keystore.records())[0].kid
 
-    new = keystore.rotate(now=T0)
+    new = await keystore.rotate(now=T0)
 
     # Published at once, signing only after the JWKS cache lifetime.
     assert published_kids(keystore, T0) == {old, new.kid}
@@ -82,17 +84,17 @@ def test_rotation_timeline(tmp_path):
     assert keystore.view(gone).verify_keys.get_by_kid(old)
 
 
-def test_refresh_mac_keys_live_and_die_with_their_signing_keys(tmp_path):
+async def test_refresh_mac_keys_live_and_die_with_their_signing_keys(tmp_path):
     # Every process derives the same MAC key from the shared key files, so a
     # refresh token minted by one worker (or server) verifies at any other.
     server, other = store(tmp_path), store(tmp_path)
-    server.ensure_signing_key(T0)
+    await server.ensure_signing_key(T0)
     old = server.view(T0)
     assert old.refresh_key.kid == old.signing_key.kid
     assert other.view(T0).refresh_key.raw_value == old.refresh_key.raw_value
     assert len(old.refresh_key.raw_value) == 32
 
-    new = other.rotate(immediate=True, now=T0)
+    new = await other.rotate(immediate=True, now=T0)
 
     current = server.view(T0)
     assert current.refresh_key.kid == new.kid
@@ -101,59 +103,61 @@ def test_refresh_mac_keys_live_and_die_with_their_signing_keys(tmp_path):
     gone = T0 + TIMING.token_ttl + TIMING.jwks_max_age
     assert server.view(gone).refresh_verify_keys.get_by_kid(old.signing_key.kid)
     # ...until nothing it made can be valid and it is pruned.
-    server.prune(now=T0 + TIMING.refresh_max_lifetime + timedelta(seconds=1))
+    await server.prune(now=T0 + TIMING.refresh_max_lifetime + timedelta(seconds=1))
     later = T0 + TIMING.refresh_max_lifetime + timedelta(seconds=2)
     kids = {k.kid for k in server.view(later).refresh_verify_keys.keys}
     assert kids == {new.kid}
 
 
-def test_an_encrypted_key_file_yields_the_same_refresh_mac_key(tmp_path):
+async def test_an_encrypted_key_file_yields_the_same_refresh_mac_key(tmp_path):
     keystore = store(tmp_path, passphrase="s3cret-pass")
-    keystore.ensure_signing_key(T0)
+    await keystore.ensure_signing_key(T0)
 
     again = store(tmp_path, passphrase="s3cret-pass").view(T0).refresh_key
 
     assert again.raw_value == keystore.view(T0).refresh_key.raw_value
 
 
-def test_rotate_now_signs_immediately(tmp_path):
+async def test_rotate_now_signs_immediately(tmp_path):
     keystore = store(tmp_path)
-    keystore.ensure_signing_key(T0)
+    await keystore.ensure_signing_key(T0)
 
-    new = keystore.rotate(immediate=True, now=T0)
+    new = await keystore.rotate(immediate=True, now=T0)
 
     assert keystore.view(T0).signing_key.kid == new.kid
 
 
-def test_prune_removes_only_keys_nothing_can_need(tmp_path):
+async def test_prune_removes_only_keys_nothing_can_need(tmp_path):
     keystore = store(tmp_path)
-    keystore.ensure_signing_key(T0)
-    old = keystore.records()[0].kid
-    new = keystore.rotate(immediate=True, now=T0)
+    await keystore.ensure_signing_key(T0)
+    old = (await keystore.records())[0].kid
+    new = await keystore.rotate(immediate=True, now=T0)
 
-    assert keystore.prune(now=T0 + timedelta(days=1)) == []
-    pruned = keystore.prune(now=T0 + TIMING.refresh_max_lifetime + timedelta(seconds=1))
+    assert await keystore.prune(now=T0 + timedelta(days=1)) == []
+    pruned = await keystore.prune(
+        now=T0 + TIMING.refresh_max_lifetime + timedelta(seconds=1)
+    )
 
     assert [r.kid for r in pruned] == [old]
-    assert [r.kid for r in keystore.records()] == [new.kid]
+    assert [r.kid for r in await keystore.records()] == [new.kid]
     assert not (tmp_path / f"{old}.pem").exists()
 
 
-def test_another_process_sees_a_rotation(tmp_path):
+async def test_another_process_sees_a_rotation(tmp_path):
     server = store(tmp_path)
-    server.ensure_signing_key(T0)
+    await server.ensure_signing_key(T0)
     server.view(T0)
     admin = store(tmp_path)
 
-    new = admin.rotate(immediate=True, now=T0)
+    new = await admin.rotate(immediate=True, now=T0)
 
     assert server.view(T0).signing_key.kid == new.kid
 
 
-def test_passphrase_encrypts_key_files(tmp_path):
+async def test_passphrase_encrypts_key_files(tmp_path):
     keystore = store(tmp_path, passphrase="s3cret-pass")
-    keystore.ensure_signing_key(T0)
-    [record] = keystore.records()
+    await keystore.ensure_signing_key(T0)
+    [record] = await keystore.records()
 
     pem = (tmp_path / f"{record.kid}.pem").read_text()
 
@@ -167,22 +171,22 @@ def test_passphrase_encrypts_key_files(tmp_path):
         store(tmp_path).view(T0)
 
 
-def test_missing_store_is_a_clear_error(tmp_path):
+async def test_missing_store_is_a_clear_error(tmp_path):
     with pytest.raises(KeyStoreError, match="no key manifest"):
         store(tmp_path / "absent").view(T0)
 
 
-def test_rotate_now_after_a_scheduled_rotation_supersedes_it(tmp_path):
+async def test_rotate_now_after_a_scheduled_rotation_supersedes_it(tmp_path):
     keystore = store(tmp_path)
-    keystore.ensure_signing_key(T0)
-    first = keystore.records()[0].kid
-    scheduled = keystore.rotate(now=T0)
+    await keystore.ensure_signing_key(T0)
+    first = (await keystore.records())[0].kid
+    scheduled = await keystore.rotate(now=T0)
 
-    immediate = keystore.rotate(immediate=True, now=T0 + timedelta(seconds=1))
+    immediate = await keystore.rotate(immediate=True, now=T0 + timedelta(seconds=1))
 
     later = T0 + timedelta(seconds=1) + TIMING.jwks_max_age * 2
     assert keystore.view(later).signing_key.kid == immediate.kid
-    records = {r.kid: r for r in keystore.records()}
+    records = {r.kid: r for r in await keystore.records()}
     assert records[first].signing_until == immediate.signing_from
     assert records[scheduled.kid].signing_until == immediate.signing_from
 
@@ -197,12 +201,12 @@ def snapshot(directory: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
 
 
-def two_keys(directory: Path, passphrase: str | None) -> str:
+async def two_keys(directory: Path, passphrase: str | None) -> str:
     """A store whose first key has expired by LATER; returns that key's kid."""
     keystore = store(directory, passphrase)
-    keystore.ensure_signing_key(T0)
-    keystore.rotate(immediate=True, now=T0)
-    return keystore.records()[0].kid
+    await keystore.ensure_signing_key(T0)
+    await keystore.rotate(immediate=True, now=T0)
+    return (await keystore.records())[0].kid
 
 
 def _unlink(path: Path) -> None:
@@ -249,17 +253,17 @@ WRITERS = {
     list(UNREADABLE_STORES.values()),
     ids=list(UNREADABLE_STORES),
 )
-def test_a_writer_changes_nothing_in_a_store_it_cannot_read(
+async def test_a_writer_changes_nothing_in_a_store_it_cannot_read(
     tmp_path, made_with, used_with, damage, message, write
 ):
-    kid = two_keys(tmp_path, made_with)
+    kid = await two_keys(tmp_path, made_with)
     pem = tmp_path / f"{kid}.pem"
     if damage:
         damage(pem)
     before = snapshot(tmp_path)
 
     with pytest.raises(KeyStoreError) as caught:
-        write(store(tmp_path, used_with))
+        await write(store(tmp_path, used_with))
 
     assert snapshot(tmp_path) == before  # no new key file, same manifest
     error = str(caught.value)
@@ -268,13 +272,13 @@ def test_a_writer_changes_nothing_in_a_store_it_cannot_read(
     assert "s3cret" not in error  # never a passphrase in a message
 
 
-def test_rotation_encrypts_the_new_key_like_the_others(tmp_path):
+async def test_rotation_encrypts_the_new_key_like_the_others(tmp_path):
     encrypted, plain = tmp_path / "encrypted", tmp_path / "plain"
-    two_keys(encrypted, "s3cret-right")
-    two_keys(plain, None)
+    await two_keys(encrypted, "s3cret-right")
+    await two_keys(plain, None)
 
-    new_encrypted = store(encrypted, "s3cret-right").rotate(now=LATER)
-    new_plain = store(plain).rotate(now=LATER)
+    new_encrypted = await store(encrypted, "s3cret-right").rotate(now=LATER)
+    new_plain = await store(plain).rotate(now=LATER)
 
     assert b"ENCRYPTED" in (encrypted / f"{new_encrypted.kid}.pem").read_bytes()
     assert b"ENCRYPTED" not in (plain / f"{new_plain.kid}.pem").read_bytes()
@@ -285,8 +289,8 @@ def test_rotation_encrypts_the_new_key_like_the_others(tmp_path):
     )
 
 
-def test_a_failed_manifest_write_leaves_no_key_file_behind(tmp_path, monkeypatch):
-    two_keys(tmp_path, None)
+async def test_a_failed_manifest_write_leaves_no_key_file_behind(tmp_path, monkeypatch):
+    await two_keys(tmp_path, None)
     before = snapshot(tmp_path)
 
     def full_disk(src: object, dst: object) -> None:
@@ -294,15 +298,15 @@ def test_a_failed_manifest_write_leaves_no_key_file_behind(tmp_path, monkeypatch
 
     monkeypatch.setattr("authserver.services.key_files.os.replace", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        store(tmp_path).rotate(now=LATER)
+        await store(tmp_path).rotate(now=LATER)
     monkeypatch.undo()
 
     assert snapshot(tmp_path) == before  # neither the new PEM nor a temp manifest
-    assert len(store(tmp_path).records()) == 2
+    assert len(await store(tmp_path).records()) == 2
 
 
-def test_lifetimes_past_year_9999_refuse_to_rotate(tmp_path):
-    two_keys(tmp_path, None)
+async def test_lifetimes_past_year_9999_refuse_to_rotate(tmp_path):
+    await two_keys(tmp_path, None)
     before = snapshot(tmp_path)
     endless = KeyTiming(
         jwks_max_age=TIMING.jwks_max_age,
@@ -312,7 +316,7 @@ def test_lifetimes_past_year_9999_refuse_to_rotate(tmp_path):
     keystore = KeyStore(tmp_path, timing=endless, check_interval=0)
 
     with pytest.raises(KeyStoreError, match="reach past the year 9999"):
-        keystore.rotate(now=LATER)
+        await keystore.rotate(now=LATER)
 
     assert snapshot(tmp_path) == before
 
@@ -320,10 +324,10 @@ def test_lifetimes_past_year_9999_refuse_to_rotate(tmp_path):
 # --- errors name the kid, the file and the problem ------------------------------
 
 
-def test_a_damaged_key_file_is_not_blamed_on_the_passphrase(tmp_path):
+async def test_a_damaged_key_file_is_not_blamed_on_the_passphrase(tmp_path):
     keystore = store(tmp_path)
-    keystore.ensure_signing_key(T0)
-    [record] = keystore.records()
+    await keystore.ensure_signing_key(T0)
+    [record] = await keystore.records()
     pem = tmp_path / f"{record.kid}.pem"
     for damaged in (pem.read_bytes()[:300], b"", b"not a key at all\n"):
         pem.write_bytes(damaged)
@@ -336,10 +340,10 @@ def test_a_damaged_key_file_is_not_blamed_on_the_passphrase(tmp_path):
         assert "PASSPHRASE" not in error
 
 
-def test_a_missing_key_file_is_named(tmp_path):
+async def test_a_missing_key_file_is_named(tmp_path):
     keystore = store(tmp_path)
-    keystore.ensure_signing_key(T0)
-    [record] = keystore.records()
+    await keystore.ensure_signing_key(T0)
+    [record] = await keystore.records()
     pem = tmp_path / f"{record.kid}.pem"
     pem.unlink()
 
@@ -379,9 +383,11 @@ MANIFEST_FAULTS = {
 @pytest.mark.parametrize(
     ("edit", "message"), list(MANIFEST_FAULTS.values()), ids=list(MANIFEST_FAULTS)
 )
-def test_a_corrupt_manifest_entry_names_the_key_and_field(tmp_path, edit, message):
+async def test_a_corrupt_manifest_entry_names_the_key_and_field(
+    tmp_path, edit, message
+):
     keystore = store(tmp_path)
-    keystore.ensure_signing_key(T0)
+    await keystore.ensure_signing_key(T0)
     manifest = tmp_path / "manifest.json"
     data = json.loads(manifest.read_text())
     kid = data["keys"][0]["kid"]
@@ -395,12 +401,12 @@ def test_a_corrupt_manifest_entry_names_the_key_and_field(tmp_path, edit, messag
     assert message.format(kid=kid) in str(caught.value)
 
 
-def test_revoking_the_signing_key_replaces_it_at_once(tmp_path):
+async def test_revoking_the_signing_key_replaces_it_at_once(tmp_path):
     server, admin = store(tmp_path), store(tmp_path)
-    admin.ensure_signing_key(T0)
+    await admin.ensure_signing_key(T0)
     old = server.view(T0).signing_key.kid
 
-    replacement = admin.revoke(old, now=T0)
+    replacement = await admin.revoke(old, now=T0)
 
     assert replacement is not None
     view = server.view(T0)  # another process sees it on its next check
@@ -410,28 +416,81 @@ def test_revoking_the_signing_key_replaces_it_at_once(tmp_path):
     assert {k.kid for k in view.verify_keys.keys} == {replacement.kid}
     assert {k.kid for k in view.refresh_verify_keys.keys} == {replacement.kid}
     assert not (tmp_path / f"{old}.pem").exists()
-    assert [r.kid for r in admin.records()] == [replacement.kid]
+    assert [r.kid for r in await admin.records()] == [replacement.kid]
 
 
-def test_revoking_a_retired_key_leaves_the_signer(tmp_path):
+async def test_revoking_a_retired_key_leaves_the_signer(tmp_path):
     keystore = store(tmp_path)
-    keystore.ensure_signing_key(T0)
-    [first] = keystore.records()
-    second = keystore.rotate(immediate=True, now=T0)
+    await keystore.ensure_signing_key(T0)
+    [first] = await keystore.records()
+    second = await keystore.rotate(immediate=True, now=T0)
     assert first.kid in published_kids(keystore, T0)  # still verifying
 
-    assert keystore.revoke(first.kid, now=T0) is None
+    assert await keystore.revoke(first.kid, now=T0) is None
 
     assert keystore.view(T0).signing_key.kid == second.kid
     assert published_kids(keystore, T0) == {second.kid}
 
 
-def test_revoking_an_unknown_key_changes_nothing(tmp_path):
+async def test_revoking_an_unknown_key_changes_nothing(tmp_path):
     keystore = store(tmp_path)
-    keystore.ensure_signing_key(T0)
+    await keystore.ensure_signing_key(T0)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
     with pytest.raises(KeyStoreError, match="no key nope"):
-        keystore.revoke("nope", now=T0)
+        await keystore.revoke("nope", now=T0)
 
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+# --- files at rest -------------------------------------------------------------
+
+
+async def test_the_manifest_is_never_written_through_a_planted_symlink(tmp_path):
+    # Someone who can write in the store's directory plants a symlink where a
+    # predictable temporary manifest would go, aimed at a file of their choosing.
+    keys = tmp_path / "keys"
+    keystore = store(keys)
+    await keystore.ensure_signing_key(T0)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    (keys / f".{MANIFEST}.{os.getpid()}.tmp").symlink_to(victim)
+
+    new = await keystore.rotate(now=T0)
+
+    assert victim.read_bytes() == b"precious"
+    assert not (keys / MANIFEST).is_symlink()
+    assert new.kid in {r.kid for r in await keystore.records()}
+
+
+async def test_a_temporary_file_that_exists_is_not_reused(tmp_path, monkeypatch):
+    keys = tmp_path / "keys"
+    keystore = store(keys)
+    await keystore.ensure_signing_key(T0)
+    manifest = (keys / MANIFEST).read_bytes()
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    monkeypatch.setattr(
+        "authserver.services.key_files.secrets.token_hex", lambda n: "x"
+    )
+    (keys / f".{MANIFEST}.x.tmp").symlink_to(victim)
+
+    with pytest.raises(FileExistsError):
+        await keystore.rotate(now=T0)
+
+    assert victim.read_bytes() == b"precious"
+    assert (keys / MANIFEST).read_bytes() == manifest  # nothing changed
+    assert len(list(keys.glob("*.pem"))) == 1  # the new key's file is gone again
+
+
+async def test_a_new_store_is_private(tmp_path):
+    previous = os.umask(0o022)  # the usual umask: new files 0644, new dirs 0755
+    try:
+        keys = tmp_path / "keys"
+        await store(keys).ensure_signing_key(T0)
+    finally:
+        os.umask(previous)
+
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+    for path in keys.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name

@@ -9,7 +9,7 @@ from authserver.api.deps import StateDep
 from authserver.core.exceptions import DatabaseUnavailableError
 from authserver.db.breaker import DatabaseBreaker
 from authserver.db.session import SessionFactory, ping
-from authserver.services.keystore import KeyStore, KeyStoreError
+from authserver.services.keystore import KeyStoreError, SigningKeyStore
 
 router = APIRouter(tags=["operations"])
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ async def _database(
     return OK
 
 
-def _signing_key(keystore: KeyStore) -> str:
+def _signing_key(keystore: SigningKeyStore) -> str:
     try:
         keystore.view()
     except (KeyStoreError, OSError) as exc:

@@ -17,6 +17,9 @@ TOKEN_FORM_SCHEMA = form_body(
     password=SECRET,
     refresh_token=SECRET,
     scope=STRING,
+    code=SECRET,
+    redirect_uri=STRING,
+    code_verifier=SECRET,
 )
 
 
@@ -29,7 +32,8 @@ TOKEN_FORM_SCHEMA = form_body(
         401: {"model": OAuthErrorResponse},
     },
     openapi_extra=TOKEN_FORM_SCHEMA,
-    summary="Token endpoint: password, refresh_token and client_credentials grants",
+    summary="Token endpoint: authorization_code, password, refresh_token and "
+    "client_credentials grants",
 )
 async def token(request: Request) -> Response:
     # The pipeline's dispatcher answers this path as a fast path; the route is

@@ -1,6 +1,7 @@
 """JWKS (RFC 7517) and discovery (RFC 8414, OpenID Connect Discovery 1.0)."""
 
 import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -9,13 +10,15 @@ from authserver.api.deps import KeyStoreDep, SettingsDep, StateDep
 from authserver.core.config import Settings
 from authserver.core.security import ALLOWED_ALGS
 from authserver.services.grants import GRANT_HANDLERS
-from authserver.services.keystore import KeyStore
+from authserver.services.keystore import KeyStoreError, SigningKeyStore
 
 router = APIRouter(tags=["discovery"])
+logger = logging.getLogger(__name__)
 
 JSON = "application/json"
 JWKS_TYPE = "application/jwk-set+json"
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+UNAVAILABLE = {"Cache-Control": "no-store", "Retry-After": "1"}
 
 
 # These routes declare the documents (OpenAPI); the pipeline's dispatcher
@@ -51,10 +54,17 @@ def discovery_headers(settings: Settings) -> dict[str, str]:
 
 
 def jwks_answer(
-    keystore: KeyStore, settings: Settings, if_none_match: str | None
+    keystore: SigningKeyStore, settings: Settings, if_none_match: str | None
 ) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and body of the JWKS: cached bytes, ETag, 304 on a match."""
-    view = keystore.view()
+    try:
+        view = keystore.view()
+    except KeyStoreError as exc:
+        # The server's own fault, and one an operator fixes: 503 like
+        # /health/ready, never a cacheable answer.
+        logger.error("jwks_unavailable", extra={"error": str(exc)})
+        body = json.dumps({"error": "temporarily_unavailable"}).encode()
+        return 503, {**UNAVAILABLE, "Content-Type": JSON}, body
     max_age = int(settings.jwks_max_age.total_seconds())
     headers = {"Cache-Control": f"public, max-age={max_age}", "ETag": view.etag}
     if _etag_matches(if_none_match, view.etag):
@@ -67,19 +77,25 @@ def discovery_document(settings: Settings) -> bytes:
     issuer = settings.issuer
     document: dict[str, Any] = {
         "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/oauth2/authorize",
         "token_endpoint": f"{issuer}/oauth2/token",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "revocation_endpoint": f"{issuer}/oauth2/revoke",
         "introspection_endpoint": f"{issuer}/oauth2/introspect",
         "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
+        "end_session_endpoint": f"{issuer}/oauth2/logout",
         "grant_types_supported": sorted(GRANT_HANDLERS),
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         # Introspection answers confidential clients only (RFC 7662 §2.1).
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS[:2],
         "scopes_supported": ["openid", "profile", "email", "admin"],
-        # No authorization endpoint: this server issues tokens by direct grants.
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        # PKCE is required of every client, with S256 only (RFC 9700 §2.1.1).
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207
+        "prompt_values_supported": ["none", "login", "consent"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ALLOWED_ALGS,
         "claims_supported": [
@@ -89,6 +105,8 @@ def discovery_document(settings: Settings) -> bytes:
             "exp",
             "iat",
             "auth_time",
+            "nonce",
+            "sid",
             "preferred_username",
             "email",
             "email_verified",

@@ -11,7 +11,12 @@ from authserver.core.metrics import TOKENS_ISSUED
 from authserver.models import Client
 from authserver.schemas.token import TokenForm, TokenResponse
 from authserver.services.clients import ClientCredentials, authenticate_client
-from authserver.services.grants import client_credentials, password, refresh_token
+from authserver.services.grants import (
+    authorization_code,
+    client_credentials,
+    password,
+    refresh_token,
+)
 from authserver.services.grants.common import GrantContext
 
 MAX_LOGGED_GRANT_TYPE = 40
@@ -19,7 +24,7 @@ GrantHandler = Callable[[TokenForm, Client, GrantContext], Awaitable[TokenRespon
 
 GRANT_HANDLERS: dict[str, GrantHandler] = {
     module.GRANT_TYPE: module.handle
-    for module in (password, refresh_token, client_credentials)
+    for module in (authorization_code, password, refresh_token, client_credentials)
 }
 
 

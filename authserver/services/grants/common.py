@@ -100,6 +100,8 @@ def mint_response(
     family_id: uuid.UUID,
     family_expires_at: datetime,
     refresh: RefreshToken | None,
+    nonce: str | None = None,
+    login_session_id: uuid.UUID | None = None,
 ) -> TokenResponse:
     """Sign the access token, the refresh token (when given) and the ID token.
 
@@ -140,14 +142,23 @@ def mint_response(
             client_id=client.client_id,
             auth_time=auth_time,
             now=ctx.now,
+            nonce=nonce,
+            session_id=str(login_session_id) if login_session_id else None,
         ).token
     return response
 
 
-def new_family(ctx: GrantContext, client: Client, user_id: uuid.UUID) -> TokenFamily:
-    """The family of a new login (not yet stored)."""
+def new_family(
+    ctx: GrantContext,
+    client: Client,
+    user_id: uuid.UUID,
+    *,
+    family_id: uuid.UUID | None = None,
+) -> TokenFamily:
+    """The family of a new login (not yet stored); an authorization code
+    names its family when it is issued (`family_id`)."""
     return TokenFamily(
-        id=uuid.uuid4(),
+        id=family_id or uuid.uuid4(),
         user_id=user_id,
         client_id=client.id,
         created_at=ctx.now,

@@ -1,11 +1,8 @@
 """Resource owner password credentials grant (RFC 6749 §4.3)."""
 
-from typing import NoReturn
-
-from authserver.core.exceptions import InvalidGrantError, InvalidRequestError
-from authserver.models import Client, User
+from authserver.core.exceptions import InvalidRequestError
+from authserver.models import Client
 from authserver.schemas.token import TokenForm, TokenResponse
-from authserver.services import audit
 from authserver.services.grants.common import (
     GrantContext,
     issues_refresh_tokens,
@@ -15,7 +12,7 @@ from authserver.services.grants.common import (
     requested_scopes,
     scopes_for_user,
 )
-from authserver.services.users import check_password
+from authserver.services.login import sign_in
 
 GRANT_TYPE = "password"
 
@@ -25,27 +22,19 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         raise InvalidRequestError("username and password are required")
     scopes = requested_scopes(form.scope, client)
 
-    user = await ctx.users.get_by_username(form.username)
-    check = await check_password(
+    user = await sign_in(
         ctx.uow,
-        ctx.users,
         ctx.hasher,
-        user,
+        form.username,
         form.password,
         now=ctx.now,
         lock_policy=ctx.lock_policy,
+        client_id=client.client_id,
     )
-    if check.refusal is not None:
-        await _refuse(ctx, client, user, check.refusal)
-    assert user is not None  # an unknown user is a refusal
     scopes = scopes_for_user(
         scopes, is_admin=user.is_admin, explicit=form.scope is not None
     )
 
-    if check.new_hash is not None:
-        await ctx.users.upgrade_password_hash(
-            user, old=user.password_hash, new=check.new_hash
-        )
     family = new_family(ctx, client, user.id)
     await ctx.refresh_tokens.add_family(family)
     refresh = None
@@ -70,22 +59,5 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         family_expires_at=family.expires_at,
         refresh=refresh,
     )
-    await audit.record(
-        ctx.session, "login_succeeded", subject=str(user.id), client_id=client.client_id
-    )
     await ctx.uow.commit()
     return response
-
-
-async def _refuse(
-    ctx: GrantContext, client: Client, user: User | None, reason: str
-) -> NoReturn:
-    """Record the failed login and answer with the one invalid_grant for all causes."""
-    subject = str(user.id) if user else None
-    await audit.login_failed(
-        ctx.session, subject=subject, client_id=client.client_id, reason=reason
-    )
-    await ctx.uow.commit()
-    raise InvalidGrantError(
-        "invalid username or password", detail=f"{reason} {subject}"
-    )

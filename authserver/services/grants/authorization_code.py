@@ -1,0 +1,103 @@
+"""authorization_code grant (RFC 6749 §4.1.3) with PKCE (RFC 7636 §4.6).
+
+A code is single use: the conditional UPDATE in `consume` lets exactly one of
+two concurrent redemptions through, and a code that comes back after it was
+used revokes everything it issued (RFC 6749 §4.1.2, RFC 9700 §4.2.4): it leaked.
+"""
+
+import logging
+from typing import NoReturn
+
+from authserver.core.exceptions import InvalidGrantError, InvalidRequestError
+from authserver.core.security import opaque_token_hash, pkce_s256_matches
+from authserver.crud.authorization import AuthorizationCodeRepository
+from authserver.models import AuthorizationCode, Client
+from authserver.schemas.token import TokenForm, TokenResponse
+from authserver.services import audit
+from authserver.services.families import revoke_family_id
+from authserver.services.grants.common import (
+    GrantContext,
+    issues_refresh_tokens,
+    mint_response,
+    new_family,
+    new_refresh_record,
+)
+
+GRANT_TYPE = "authorization_code"
+INVALID = "the authorization code is invalid, expired or already used"
+
+
+async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenResponse:
+    if not form.code or not form.redirect_uri or not form.code_verifier:
+        raise InvalidRequestError("code, redirect_uri and code_verifier are required")
+    codes = AuthorizationCodeRepository(ctx.session)
+    code = await codes.get_by_hash(opaque_token_hash(form.code))
+    if code is None or code.client_id != client.id:
+        raise InvalidGrantError(INVALID, detail="unknown code or other client")
+    if code.consumed_at is not None:
+        await _replayed(ctx, client, code)
+    if code.expires_at <= ctx.now:
+        raise InvalidGrantError(INVALID, detail="code expired")
+    if form.redirect_uri != code.redirect_uri:
+        raise InvalidGrantError(INVALID, detail="redirect_uri differs")
+    if not pkce_s256_matches(form.code_verifier, code.code_challenge):
+        raise InvalidGrantError(INVALID, detail="code_verifier does not match")
+    user = await ctx.users.get(code.user_id)
+    if user is None or not user.is_active or user.password_changed_at > code.issued_at:
+        raise InvalidGrantError(INVALID, detail="user disabled or re-passworded")
+    if not await codes.consume(code, at=ctx.now):
+        await _replayed(ctx, client, code)  # a concurrent redemption won
+
+    scopes = code.scope.split()
+    family = new_family(ctx, client, user.id, family_id=code.family_id)
+    await ctx.refresh_tokens.add_family(family)
+    refresh = None
+    if issues_refresh_tokens(client):
+        refresh = new_refresh_record(
+            ctx,
+            client,
+            user_id=user.id,
+            scopes=scopes,
+            auth_time=code.auth_time,
+            family_id=family.id,
+            family_expires_at=family.expires_at,
+        )
+        await ctx.refresh_tokens.add(refresh)
+    response = mint_response(
+        ctx,
+        client,
+        user_id=user.id,
+        scopes=scopes,
+        auth_time=code.auth_time,
+        refresh=refresh,
+        family_id=family.id,
+        family_expires_at=family.expires_at,
+        nonce=code.nonce,
+        login_session_id=code.session_id,
+    )
+    await audit.record(
+        ctx.session,
+        "authorization_code_redeemed",
+        subject=str(user.id),
+        client_id=client.client_id,
+        family_id=str(code.family_id),
+        level=logging.DEBUG,
+    )
+    await ctx.uow.commit()
+    return response
+
+
+async def _replayed(
+    ctx: GrantContext, client: Client, code: AuthorizationCode
+) -> NoReturn:
+    await revoke_family_id(
+        ctx.session,
+        code.family_id,
+        user_id=code.user_id,
+        at=ctx.now,
+        event="authorization_code_reuse_detected",
+        client_id=client.client_id,
+        level=logging.WARNING,
+    )
+    await ctx.uow.commit()
+    raise InvalidGrantError(INVALID, detail=f"replayed code of family {code.family_id}")

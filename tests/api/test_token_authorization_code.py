@@ -1,0 +1,161 @@
+"""grant_type=authorization_code (RFC 6749 §4.1.3, RFC 7636 §4.6): a code is
+single use, short-lived, bound to its client, redirect URI and PKCE challenge;
+a replayed code revokes what it issued (§4.1.2)."""
+
+from datetime import timedelta
+
+import pytest
+
+from authserver.schemas.account import PasswordSet
+from tests.factories import (
+    CALLBACK,
+    DEFAULT_PASSWORD,
+    make_client,
+    make_code_client,
+    make_user,
+    user_service,
+)
+from tests.oauth_flow import authorize_params, new_pkce, query_of, sign_in
+
+TOKEN = "/oauth2/token"
+OTHER_CALLBACK = "https://app.example.com/other"
+
+
+async def issued_code(api, session_factory, client, **extra):
+    user = await make_user(session_factory)
+    pkce = new_pkce()
+    params = authorize_params(client.client_id, CALLBACK, pkce, **extra)
+    answer = await sign_in(api, params, user.username, DEFAULT_PASSWORD)
+    assert answer.status_code == 303, answer.text
+    return query_of(answer.headers["location"])["code"], pkce, user
+
+
+def redeem_form(client, code, pkce, changes=None):
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": CALLBACK,
+        "code_verifier": pkce.verifier,
+        **client.form(),
+    }
+    for name, value in (changes or {}).items():
+        form.pop(name)
+        if value is not None:
+            form[name] = value
+    return form
+
+
+REJECTIONS = {
+    "no-code": ({"code": None}, "invalid_request"),
+    "no-verifier": ({"code_verifier": None}, "invalid_request"),
+    "no-redirect-uri": ({"redirect_uri": None}, "invalid_request"),
+    "wrong-verifier": ({"code_verifier": "x" * 64}, "invalid_grant"),
+    "short-verifier": ({"code_verifier": "abc"}, "invalid_grant"),
+    "other-redirect-uri": ({"redirect_uri": OTHER_CALLBACK}, "invalid_grant"),
+    "unknown-code": ({"code": "not-a-code-we-issued"}, "invalid_grant"),
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"), list(REJECTIONS.values()), ids=list(REJECTIONS)
+)
+async def test_redemption_rejects(api, session_factory, changes, error):
+    client = await make_code_client(
+        session_factory, redirect_uris=(CALLBACK, OTHER_CALLBACK)
+    )
+    code, pkce, _ = await issued_code(api, session_factory, client)
+    answer = await api.post(TOKEN, data=redeem_form(client, code, pkce, changes))
+    assert answer.status_code == 400
+    assert answer.json()["error"] == error
+    assert answer.headers["cache-control"] == "no-store"
+    # A refusal does not burn the code: the real client can still redeem it.
+    assert (
+        await api.post(TOKEN, data=redeem_form(client, code, pkce))
+    ).status_code == 200
+
+
+async def test_code_of_another_client_is_refused(api, session_factory):
+    client = await make_code_client(session_factory)
+    other = await make_code_client(session_factory)
+    code, pkce, _ = await issued_code(api, session_factory, client)
+    answer = await api.post(TOKEN, data=redeem_form(other, code, pkce))
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_grant"
+
+
+async def test_expired_code_is_refused(api, session_factory, clock, settings):
+    client = await make_code_client(session_factory)
+    code, pkce, _ = await issued_code(api, session_factory, client)
+    clock(settings.authorization_code_ttl + timedelta(seconds=1))
+    answer = await api.post(TOKEN, data=redeem_form(client, code, pkce))
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_grant"
+
+
+async def test_replayed_code_revokes_what_it_issued(api, session_factory):
+    client = await make_code_client(session_factory, public=False)
+    code, pkce, _ = await issued_code(api, session_factory, client)
+    first = await api.post(TOKEN, data=redeem_form(client, code, pkce))
+    assert first.status_code == 200
+    tokens = first.json()
+
+    replay = await api.post(TOKEN, data=redeem_form(client, code, pkce))
+    assert replay.status_code == 400
+    assert replay.json()["error"] == "invalid_grant"
+
+    refresh = await api.post(
+        TOKEN,
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=client.basic_auth,
+    )
+    assert refresh.status_code == 400
+    assert refresh.json()["error"] == "invalid_grant"
+    for token in (tokens["access_token"], tokens["refresh_token"]):
+        answer = await api.post(
+            "/oauth2/introspect", data={"token": token}, auth=client.basic_auth
+        )
+        assert answer.json() == {"active": False}
+
+
+async def test_confidential_client_must_authenticate(api, session_factory):
+    client = await make_code_client(session_factory, public=False)
+    code, pkce, _ = await issued_code(api, session_factory, client)
+    form = redeem_form(client, code, pkce, {"client_secret": "wrong-secret"})
+    answer = await api.post(TOKEN, data=form)
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "invalid_client"
+    assert (
+        await api.post(TOKEN, data=redeem_form(client, code, pkce))
+    ).status_code == 200
+
+
+async def test_client_without_refresh_grant_gets_no_refresh_token(api, session_factory):
+    client = await make_code_client(
+        session_factory, grant_types=("authorization_code",)
+    )
+    code, pkce, _ = await issued_code(api, session_factory, client)
+    answer = await api.post(TOKEN, data=redeem_form(client, code, pkce))
+    assert answer.status_code == 200
+    assert "refresh_token" not in answer.json()
+
+
+async def test_password_client_may_not_redeem_codes(api, session_factory):
+    client = await make_code_client(session_factory)
+    code, pkce, _ = await issued_code(api, session_factory, client)
+    password_only = await make_client(session_factory, public=True)
+    form = redeem_form(client, code, pkce, {"client_id": password_only.client_id})
+    answer = await api.post(TOKEN, data=form)
+    assert answer.json()["error"] == "unauthorized_client"
+
+
+async def test_code_dies_with_the_users_password(api, session_factory):
+    client = await make_code_client(session_factory)
+    code, pkce, user = await issued_code(api, session_factory, client)
+    async with session_factory() as session:
+        service = user_service(session)
+        await service.set_password(
+            await service.resolve(str(user.id)), PasswordSet(password="a new pass 123")
+        )
+        await session.commit()
+    answer = await api.post(TOKEN, data=redeem_form(client, code, pkce))
+    assert answer.json()["error"] == "invalid_grant"
