@@ -1,336 +1,375 @@
-"""Starting, probing and stopping the processes under test.
+"""The servers under test: started side by side, each in its own process group.
 
-Every server runs as a real process in its own session (process group), so a
-stop can end its workers too without touching anything we did not start.
+Ours is the product as deployed (`authctl serve`, set up with `authctl`), the
+ceiling app runs under the same uvicorn, and each peer from
+`shared/peers/` is copied to a cache outside the repository and installed
+there (`npm ci`; the DOT peer's own run.sh makes its venv), keyed by its
+lockfile, so a second run installs nothing.
 """
 
+import asyncio
+import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PEER_SOURCE = Path(__file__).resolve().parents[1].parent / "shared/peers/oidc-provider"
-START_TIMEOUT = 60.0
+import asyncpg  # type: ignore[import-untyped]
+
+from bench.wrk import REDIRECT_URI
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS = Path(os.environ.get("BENCH_PEERS_DIR", ROOT.parent / "shared/peers"))
+CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache/authserver-bench"))
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+PEER_CLIENT = ("bench-client", "bench-secret")  # the peers' defaults (READMEs)
+PEER_USER = ("alice", "wonderland")
+USER_PASSWORD = "bench-password-0"
+START_TIMEOUT = 180.0  # the DOT peer's first start installs its venv
 
 
 class ServerError(Exception):
-    """A server did not start, or answered nonsense when it had to answer."""
+    """A server could not be installed or started."""
 
 
 @dataclass
-class Process:
-    """A started server: its process, where it listens and where it logs."""
+class Server:
+    """A running server and what the scenarios need to talk to it."""
 
     name: str
-    popen: subprocess.Popen[bytes]
     base_url: str
-    log_path: Path
-    meta: dict[str, Any] = field(default_factory=dict)
+    token_path: str
+    jwks_path: str
+    client: tuple[str, str]
+    users: list[tuple[str, str]]
+    popen: subprocess.Popen[bytes] | None = None
+    database: str | None = None
+    grants: set[str] = field(default_factory=set)
+    code_client: tuple[str, str] | None = None  # for the code exchange
 
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM (uvicorn and the peer shut down cleanly), then SIGKILL."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
+    def cpu_seconds(self, with_database: bool = False) -> float:
+        """CPU time used so far by the server's process group, and optionally by
+        the PostgreSQL backends serving its database (its share of the DB)."""
+        total = 0
+        backends = set(_backends(self.database)) if with_database else set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
-                self.popen.wait(timeout)
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            mine = self.popen is not None and int(fields[2]) == self.popen.pid
+            if mine or int(stat.parent.name) in backends:
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def wait_idle(self, timeout: float = 20.0) -> None:
+        """Until the work a previous run left in flight (queued logins) is done."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = self.cpu_seconds()
+            time.sleep(0.25)
+            if self.cpu_seconds() - before < 0.02:
+                return
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            # Its own process group: a worker cannot outlive its parent.
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(15)
             except subprocess.TimeoutExpired:
-                pass
-        # Our own process group: catches a worker that outlived its parent.
-        try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.popen.wait()
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+        if self.database:
+            drop_database(self.database)
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    import socket
+
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+def http_get(url: str) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
-            status: int = answer.status
-            return status, answer.read()
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return int(answer.status), answer.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
 
 
-def wait_until_up(proc: Process, path: str, timeout: float = START_TIMEOUT) -> None:
-    """Poll `path` until it answers 200; fail early if the process died."""
-    deadline = time.monotonic() + timeout
-    url = proc.base_url + path
-    while time.monotonic() < deadline:
-        if proc.popen.poll() is not None:
-            raise ServerError(
-                f"{proc.name} exited with {proc.popen.returncode}:\n{proc.log_tail()}"
-            )
+def _admin(sql: str, *args: str) -> list[Any]:
+    async def run() -> list[Any]:
+        conn = await asyncpg.connect(f"{POSTGRES}/postgres")
         try:
-            status, _ = http_get(url, timeout=2)
-            if status == 200:
+            return list(await conn.fetch(sql, *args))
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def _backends(database: str | None) -> list[int]:
+    if database is None:
+        return []
+    query = "SELECT pid FROM pg_stat_activity WHERE datname = $1"
+    return [row["pid"] for row in _admin(query, database)]
+
+
+def create_database(name: str) -> str:
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _admin(f'CREATE DATABASE "{name}"')
+    return f"{POSTGRES}/{name}"
+
+
+def drop_database(name: str) -> None:
+    try:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"  could not drop database {name}: {exc}", file=sys.stderr)
+
+
+def _spawn(command: list[str], log: Path, cwd: Path, env: dict[str, str]) -> Any:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait_up(server: Server, path: str, log: Path) -> None:
+    assert server.popen is not None
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.popen.poll() is not None:
+            tail = log.read_text(errors="replace")[-1500:]
+            raise ServerError(f"{server.name} exited: {tail}")
+        try:
+            if http_get(server.base_url + path)[0] == 200:
                 return
         except OSError:
             pass
-        time.sleep(0.1)
-    raise ServerError(f"{proc.name} not answering {url}:\n{proc.log_tail()}")
+        time.sleep(0.2)
+    server.stop()
+    raise ServerError(f"{server.name} did not answer {path} in {START_TIMEOUT:.0f} s")
 
 
-def start_uvicorn(
-    name: str,
-    app: str,
-    *,
-    workers: int,
-    env: dict[str, str],
-    workdir: Path,
-    ready_path: str,
-    port: int | None = None,
-    access_log: bool = False,
-) -> Process:
-    """`python -m uvicorn APP --workers N` with uvloop + httptools, pinned.
+def _discover(server: Server, path: str) -> None:
+    """Token endpoint, JWKS and grants from the server's discovery document."""
+    document = json.loads(http_get(server.base_url + path)[1])
+    split = len(server.base_url)
+    server.token_path = document["token_endpoint"][split:]
+    server.jwks_path = document["jwks_uri"][split:]
+    server.grants = set(document.get("grant_types_supported", ()))
 
-    The same command serves the token server and the ceiling app, so their
-    figures differ only by the application. `--loop uvloop --http httptools`
-    makes a missing uvicorn[standard] fail loudly instead of falling back to
-    asyncio + h11, which is several times slower (see shared/STACK.md).
-    """
-    port = port or free_port()
+
+# --- ours --------------------------------------------------------------------
+
+
+def _authctl(env: dict[str, str], cwd: Path, command: str, stdin: str = "") -> str:
+    args = shlex.split(command)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("authctl")), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise ServerError(f"authctl {args[0]} {args[1]}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def start_ours(workdir: Path, workers: int, users: int, rounds: int) -> Server:
+    """A fresh PostgreSQL database set up with authctl, then `authctl serve`."""
+    port = free_port()
+    name = f"authbench_ours_{port}"
+    env = {
+        "AUTH_DATABASE_URL": create_database(name).replace(
+            "postgresql://", "postgresql+asyncpg://"
+        ),
+        "AUTH_ISSUER": f"http://127.0.0.1:{port}",
+        "AUTH_KEYS_DIR": str(workdir / "keys"),
+        "AUTH_BCRYPT_ROUNDS": str(rounds),
+        "AUTH_LOG_LEVEL": "WARNING",  # no access line per request
+    }
+    server = Server("authserver", env["AUTH_ISSUER"], "", "", ("", ""), [])
+    server.database = name
+    try:
+        _authctl(env, workdir, "db upgrade")
+        made = json.loads(
+            _authctl(
+                env,
+                workdir,
+                "client create Benchmark --client-id bench-client --json --grant "
+                "password --grant refresh_token --grant client_credentials "
+                "--scope 'api:read api:write' --audience urn:bench:api",
+            )
+        )
+        server.client = (made["client_id"], made["client_secret"])
+        # One user per connection: logins of one account are serialised.
+        server.users = [(f"bench-user-{i}", USER_PASSWORD) for i in range(users)]
+        create = "user create {} --password-stdin"
+        with ThreadPoolExecutor(4) as pool:  # each is mostly a process start
+            list(
+                pool.map(
+                    lambda n: _authctl(env, workdir, create.format(n), USER_PASSWORD),
+                    [name for name, _ in server.users],
+                )
+            )
+        log = workdir / "authserver.log"
+        authctl = str(Path(sys.executable).with_name("authctl"))
+        serve = [authctl, "serve", "--port", str(port), "--workers", str(workers)]
+        server.popen = _spawn(serve, log, workdir, env)
+        _wait_up(server, "/.well-known/openid-configuration", log)
+        _discover(server, "/.well-known/openid-configuration")
+        if "authorization_code" in server.grants:
+            web = json.loads(
+                _authctl(
+                    env,
+                    workdir,
+                    "client create 'Bench web' --client-id bench-web --json --grant "
+                    "authorization_code --grant refresh_token --scope 'openid "
+                    f"api:read' --redirect-uri {REDIRECT_URI}",
+                )
+            )
+            server.code_client = (web["client_id"], web["client_secret"])
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def start_ceiling_app(workdir: Path, workers: int) -> Server:
+    """bench.ceilings:app under uvicorn's defaults, as `authctl serve` runs."""
+    port = free_port()
+    server = Server(
+        "ceiling app", f"http://127.0.0.1:{port}", "/sign1", "/bytes", ("", ""), []
+    )
     command = [
         sys.executable,
         "-m",
         "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
+        "bench.ceilings:app",
         "--port",
         str(port),
         "--workers",
         str(workers),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
+        "--no-access-log",
         "--log-level",
         "warning",
-        "--access-log" if access_log else "--no-access-log",
     ]
-    log_path = workdir / f"{name}.log"
-    # The workdir is the cwd so a developer's ./.env never leaks into a run.
-    with log_path.open("wb") as log:
-        popen = subprocess.Popen(
-            command,
-            cwd=workdir,
-            env={**os.environ, **env, "PYTHONPATH": _pythonpath()},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    proc = Process(name, popen, f"http://127.0.0.1:{port}", log_path)
-    try:
-        wait_until_up(proc, ready_path)
-    except BaseException:
-        proc.stop()
-        raise
-    return proc
+    log = workdir / "ceilings.log"
+    server.popen = _spawn(command, log, workdir, {"PYTHONPATH": str(ROOT)})
+    _wait_up(server, "/bytes", log)
+    return server
 
 
-def _pythonpath() -> str:
-    # The repository root, so `bench.ceilings` imports from any cwd.
-    root = str(Path(__file__).resolve().parents[1])
-    existing = os.environ.get("PYTHONPATH")
-    return f"{root}{os.pathsep}{existing}" if existing else root
+# --- peers -------------------------------------------------------------------
 
 
-# --- worker memory -----------------------------------------------------------
-
-
-def worker_pids(pid: int) -> list[int]:
-    """The processes that serve requests: the children of uvicorn's supervisor,
-    or the process itself when it runs alone (--workers 1)."""
-    children = [
-        child for child in _children(pid) if "resource_tracker" not in _cmdline(child)
-    ]
-    return children or [pid]
-
-
-def rss_bytes(pid: int) -> int | None:
-    """VmRSS from /proc (psutil is not a dependency)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The comm field may contain spaces: the ppid follows its last ')'.
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            found.append(int(entry.name))
-    return sorted(found)
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-# --- the peer ----------------------------------------------------------------
-
-
-def node_version() -> str | None:
-    node = shutil.which("node")
-    if node is None:
-        return None
-    try:
-        out = subprocess.run(
-            [node, "--version"], capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
-
-
-def install_peer(source: Path, cache_root: Path) -> Path:
-    """A writable copy of the peer with its node_modules, reused between runs.
-
-    The copy is keyed by the lockfile's content, so a changed lockfile gets a
-    fresh `npm ci` and an unchanged one costs nothing.
-    """
-    import hashlib
-
-    lock = source / "package-lock.json"
-    if not lock.is_file():
-        raise ServerError(f"no peer at {source} (package-lock.json missing)")
-    digest = hashlib.sha256(lock.read_bytes()).hexdigest()[:16]
-    target = cache_root / f"oidc-provider-{digest}"
-    marker = target / ".bench-installed"
-    if marker.exists():
-        for name in ("server.js", "package.json"):
-            shutil.copy2(source / name, target / name)  # pick up local edits
+def install(peer: str, lockfile: str) -> Path:
+    """A writable copy of shared/peers/PEER, reused while its lockfile is."""
+    source = PEERS / peer
+    if not (source / lockfile).is_file():
+        raise ServerError(f"no peer at {source}")
+    digest = hashlib.sha256((source / lockfile).read_bytes()).hexdigest()[:12]
+    target = CACHE / f"{peer}-{digest}"
+    if (target / ".installed").exists():
         return target
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("node_modules"))
-    npm = shutil.which("npm")
-    if npm is None:
-        raise ServerError("npm not found: cannot install the peer")
-    result = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=target,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if result.returncode != 0:
-        raise ServerError(f"npm ci failed in {target}:\n{result.stderr[-2000:]}")
-    marker.write_text(digest + "\n")
+    for path in [target, *target.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)  # the source is read-only
+    if lockfile == "package-lock.json":
+        npm = shutil.which("npm")
+        if npm is None:
+            raise ServerError("npm is not installed")
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=target,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if done.returncode != 0:
+            raise ServerError(f"npm ci in {target}: {done.stderr[-800:]}")
+    (target / ".installed").write_text(digest + "\n")
     return target
 
 
-def start_peer(
-    directory: Path, *, bcrypt_rounds: int, workdir: Path, env: dict[str, str]
-) -> Process:
-    node = shutil.which("node")
-    if node is None:
-        raise ServerError("node not found")
+def start_node_peer(workdir: Path, name: str, rounds: int) -> Server:
+    """oidc-provider: in memory, or on PostgreSQL as one process or a cluster."""
+    if shutil.which("node") is None:
+        raise ServerError("node is not installed")
+    in_memory = name == "oidc-provider"
+    directory = install(
+        "oidc-provider" if in_memory else "oidc-provider-pg", "package-lock.json"
+    )
     port = free_port()
-    log_path = workdir / "peer.log"
-    peer_env = {
-        **os.environ,
+    env = {"PORT": str(port), "HOST": "127.0.0.1", "BCRYPT_COST": str(rounds)}
+    server = Server(name, f"http://127.0.0.1:{port}", "", "", PEER_CLIENT, [PEER_USER])
+    if in_memory:
+        # The stock LRU of 1000 entries drops live chains under load (README).
+        env["MEMORY_STORE_MAX"] = "1000000"
+    else:
+        server.database = f"authbench_nop_{port}"
+        env["PG_URL"] = create_database(server.database)
+    script = "cluster.js" if name.endswith("cluster") else "server.js"
+    log = workdir / f"{name}.log"
+    server.popen = _spawn(["node", script], log, directory, env)
+    _wait_up(server, "/.well-known/openid-configuration", log)
+    if script == "cluster.js":
+        time.sleep(1.0)  # the second worker may start listening a moment later
+    _discover(server, "/.well-known/openid-configuration")
+    return server
+
+
+def start_dot(workdir: Path, rounds: int) -> Server:
+    """django-oauth-toolkit on PostgreSQL under gunicorn (its run.sh)."""
+    directory = install("dot", "requirements.txt")
+    port = free_port()
+    server = Server(
+        "django-oauth-toolkit",
+        f"http://127.0.0.1:{port}",
+        "",
+        "",
+        PEER_CLIENT,
+        [PEER_USER],
+    )
+    server.database = f"authbench_dot_{port}"
+    env = {
         "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "BCRYPT_COST": str(bcrypt_rounds),
-        **env,
+        "PG_URL": f"{POSTGRES}/{server.database}",
+        "RESET_DB": "1",
+        "DOT_BCRYPT_ROUNDS": str(rounds),
+        "PYTHON": shutil.which("python3") or "python3",
+        "VIRTUAL_ENV": "",
     }
-    with log_path.open("wb") as log:
-        popen = subprocess.Popen(
-            [node, "server.js"],
-            cwd=directory,
-            env=peer_env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    proc = Process("oidc-provider", popen, f"http://127.0.0.1:{port}", log_path)
-    try:
-        wait_until_up(proc, "/.well-known/openid-configuration")
-    except BaseException:
-        proc.stop()
-        raise
-    # server.js prints one JSON line with its versions and settings.
-    for line in log_path.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                proc.meta = json.loads(line)
-            except ValueError:
-                continue
-    return proc
-
-
-# --- quiet between scenarios -------------------------------------------------
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time the processes have used so far."""
-    total = 0
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def wait_idle(pids: list[int], *, timeout: float = 15.0, busy: float = 0.05) -> bool:
-    """Wait until the server stops working off the previous scenario.
-
-    Requests a scenario left in flight (a password grant's hash, say) go on
-    after the client hung up; starting the next scenario on top of them would
-    charge it for their work. True when idle, False on timeout.
-    """
-    deadline = time.monotonic() + timeout
-    interval = 0.2
-    while time.monotonic() < deadline:
-        before = cpu_seconds(pids)
-        time.sleep(interval)
-        if cpu_seconds(pids) - before < busy * interval:
-            return True
-    return False
+    log = workdir / "dot.log"
+    server.popen = _spawn(["bash", "run.sh"], log, directory, env)
+    _wait_up(server, "/o/.well-known/openid-configuration", log)
+    _discover(server, "/o/.well-known/openid-configuration")
+    # DOT lists only OIDC grants; it serves these three (README).
+    server.grants |= {"password", "refresh_token", "client_credentials"}
+    return server

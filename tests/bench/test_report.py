@@ -1,151 +1,87 @@
-"""Linking rows to their ceilings: the one measured closest before them."""
+"""Targets are ratios of rows from the same round, judged on the median."""
 
-import json
-
-from bench import markdown
-from bench.report import CEILING_APP, OURS, Report, Row
+from bench.report import CEILING, DOT, NOP_CLUSTER, NOP_PG, OURS, Report, Row
 
 
-def _row(scenario: str, rps: float, *, workers: int | None = 2, **fields) -> Row:
-    server = CEILING_APP if scenario.startswith("ceiling: ") else OURS
-    return Row(
-        scenario=scenario,
-        server=server,
-        workers=workers,
-        database=fields.pop("database", "-"),
-        concurrency="32",
-        requests_per_second=rps,
-        **fields,
+def _row(scenario: str, server: str, rps: float, number: int = 1, **kw: object) -> Row:
+    return Row(scenario, server, number, "32", rps, 1.0, 2.0, **kw)  # type: ignore[arg-type]
+
+
+def _targets(report: Report) -> dict[str, dict[str, object]]:
+    return {t["target"]: t for t in report.targets()}
+
+
+def test_refresh_is_compared_with_the_better_oidc_provider_pg_mode() -> None:
+    report = Report(meta={})
+    report.rows = [
+        _row("refresh", OURS, 900),
+        _row("refresh", NOP_PG, 400),
+        _row("refresh", NOP_CLUSTER, 600),
+        _row("refresh", DOT, 100),
+    ]
+    targets = _targets(report)
+    pg = targets["refresh >= 1.5x oidc-provider-pg (best mode)"]
+    assert pg["value"] == 1.5 and pg["met"] is True
+    dot = targets["refresh >= 5x django-oauth-toolkit"]
+    assert dot["value"] == 9.0 and dot["met"] is True
+
+
+def test_cpu_per_request_is_compared_with_the_cheaper_reference() -> None:
+    report = Report(meta={})
+    report.rows = [
+        _row("refresh", OURS, 300, cpu_ms=1.0),
+        _row("refresh", NOP_PG, 400, cpu_ms=2.0),
+        _row("refresh", NOP_CLUSTER, 300, cpu_ms=3.0),
+    ]
+    pg = _targets(report)["refresh >= 1.5x oidc-provider-pg (best mode)"]
+    assert pg["value"] == 0.75 and pg["met"] is False  # throughput decides
+    assert pg["cpu_ratio"] == 2.0  # shown beside it
+
+
+def test_rounds_are_paired_and_the_median_ratio_decides() -> None:
+    report = Report(meta={})
+    for number, (ours, theirs) in enumerate(((100, 100), (150, 100), (80, 100)), 1):
+        report.rows += [
+            _row("jwks", OURS, ours, number),
+            _row("jwks", NOP_CLUSTER, theirs, number),
+        ]
+    jwks = _targets(report)["JWKS >= 1.0x oidc-provider-pg cluster"]
+    assert jwks["ratios"] == [1.0, 1.5, 0.8]
+    assert jwks["value"] == 1.0 and jwks["met"] is True
+
+
+def test_a_missing_or_failed_side_is_not_measured_rather_than_missed() -> None:
+    report = Report(meta={})
+    report.rows = [
+        _row("password", OURS, 8.0),
+        _row("password", CEILING, 10.0, status="failed"),
+        _row("client_credentials", OURS, 1000),
+    ]
+    targets = _targets(report)
+    assert targets["password >= 0.9 of the bcrypt ceiling"]["met"] is None
+    assert (
+        targets["client credentials >= 1.2x oidc-provider-pg (best mode)"]["met"]
+        is None
     )
+    assert "not measured" in report.markdown()
 
 
-def test_each_row_takes_the_ceiling_measured_right_before_it():
-    report = Report(meta={})
-    sqlite_refresh = _row("refresh", 500, bound="sign2", database="sqlite")
-    pg_refresh = _row("refresh", 500, bound="sign2", database="postgresql")
-    one_worker = _row("refresh", 300, workers=1, bound="sign2", database="sqlite")
-    password = _row("password", 9, bound="bcrypt", database="postgresql")
-    report.rows = [
-        _row("ceiling: sign2", 1000),
-        sqlite_refresh,
-        _row("ceiling: sign2", 600, workers=1),
-        _row("ceiling: sign2", 2000),  # the machine sped up meanwhile
-        pg_refresh,
-        one_worker,
-        _row("ceiling: bcrypt", 10, workers=None),
-        password,
-    ]
-
-    report.link(peer_name=None)
-
-    assert sqlite_refresh.bound_rps == 1000 and sqlite_refresh.fraction_of_bound == 0.5
-    assert pg_refresh.bound_rps == 2000 and pg_refresh.fraction_of_bound == 0.25
-    assert one_worker.bound_rps == 600  # same worker count only
-    assert password.bound_rps == 10 and password.fraction_of_bound == 0.9
-
-
-def test_a_row_measured_before_any_ceiling_takes_the_last_one():
-    # An external target's rows follow the ceilings; a row before every
-    # ceiling of its kind (not something the runner does) still gets one.
-    report = Report(meta={})
-    early = _row("client_credentials", 600, bound="sign1")
-    report.rows = [early, _row("ceiling: sign1", 1000), _row("ceiling: sign1", 1200)]
-
-    report.link(peer_name=None)
-
-    assert early.bound_rps == 1200
-
-
-def test_a_failed_ceiling_bounds_nothing():
-    report = Report(meta={})
-    refresh = _row("refresh", 500, bound="sign2")
-    report.rows = [_row("ceiling: sign2", 0, status="failed: no answer"), refresh]
-
-    report.link(peer_name=None)
-
-    assert refresh.bound_rps is None and refresh.fraction_of_bound is None
-
-
-def test_repeated_pairs_are_judged_on_their_median():
-    report = Report(meta={})
-    ratios = [(1000, 350), (1000, 550), (1000, 450)]  # 35%, 55%, 45%
-    for ceiling, rate in ratios:
-        report.rows.append(_row("ceiling: sign2", ceiling, section="refresh"))
-        report.rows.append(
-            _row("refresh", rate, bound="sign2", target=0.4, database="postgresql")
-        )
-
-    report.link(peer_name=None)
-    report.check_targets(rss_limit_mb=150, p99_limit_ms=50)
-
-    [verdict] = [t for t in report.targets if t["target"].startswith("refresh")]
-    assert verdict["met"] is True
-    assert verdict["detail"] == "median 45% of 3 (35%, 55%, 45%), 0 errors"
-
-
-def test_paired_ceilings_are_shown_with_their_scenario():
+def test_a_slow_mixed_jwks_p99_or_any_error_misses() -> None:
     report = Report(meta={})
     report.rows = [
-        _row("ceiling: bytes", 30000, section="jwks"),
-        _row("jwks", 20000, bound="bytes", database="postgresql"),
-        _row("ceiling: sign2", 1500, section="refresh"),
-        _row("refresh", 800, bound="sign2", database="postgresql"),
-        _row("ceiling: sign1", 3000),  # unpaired: on top
+        Row("mixed: jwks", OURS, 1, "4", 100.0, 1.0, 25.0),
+        Row("jwks", OURS, 1, "32", 100.0, 1.0, 2.0, errors=3),
     ]
-
-    names = [row.scenario for row in report.ordered(peer_name=None)]
-
-    assert names == [
-        "ceiling: sign1",
-        "ceiling: bytes",
-        "jwks",
-        "ceiling: sign2",
-        "refresh",
-    ]
+    targets = _targets(report)
+    assert targets["JWKS p99 < 20 ms while logins saturate the CPU"]["met"] is False
+    assert targets["no errors from authserver"]["met"] is False
 
 
-def _linked_report() -> Report:
-    report = Report(meta={"date": "2026-11-26"})
-    report.rows = [
-        _row("ceiling: sign1", 1000, section="client_credentials"),
-        _row("client_credentials", 650, bound="sign1", target=0.6, errors=2),
-        _row("introspection", 0, status="n/a (not supported)"),
-    ]
-    report.link(peer_name=None)
-    return report
-
-
-def test_a_report_survives_its_json():
-    report = _linked_report()
-    report.check_targets(rss_limit_mb=150, p99_limit_ms=50)
-
-    again = Report.from_dict(json.loads(json.dumps(report.as_dict())))
-
-    assert again == report
-
-
-def test_markdown_has_one_line_per_row_with_every_column():
-    report = _linked_report()
-
-    table = report.markdown(peer_name=None).splitlines()
-
-    header, rule, *rows = table
-    assert header.startswith("| scenario | server |")
-    assert len(rows) == len(report.rows)
-    assert {line.count("|") for line in (header, rule, *rows)} == {13}
-    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
-    assert cells[1][0] == "client_credentials" and cells[1][8] == "2"
-    assert cells[1][5] == "650" and cells[1][9:11] == ["1,000", "65%"]
-    assert cells[2][0] == "introspection" and cells[2][5:8] == [
-        "n/a (not supported)",
-        "-",
-        "-",
-    ]
-
-
-def test_markdown_command_refuses_a_file_that_is_not_a_run(tmp_path, capsys):
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"meta": {}}')
-
-    assert markdown.main([str(bad)]) == 2
-    assert "cannot read" in capsys.readouterr().err
+def test_the_table_divides_ours_by_each_row_of_the_same_round() -> None:
+    report = Report(meta={})
+    report.rows = [_row("refresh", OURS, 900), _row("refresh", DOT, 100)]
+    report.race = {OURS: {"passed": True, "summary": "PASS: 3/3 one winner"}}
+    table = report.markdown()
+    assert "| refresh | django-oauth-toolkit | 32 | 100 |" in table
+    assert table.splitlines()[3].endswith("| 9.00x |")
+    assert "| authserver | PASS: 3/3 one winner |" in table
