@@ -29,7 +29,18 @@ import asyncpg  # type: ignore[import-untyped]
 from bench.wrk import REDIRECT_URI
 
 ROOT = Path(__file__).resolve().parents[1]
-PEERS = Path(os.environ.get("BENCH_PEERS_DIR", ROOT.parent / "shared/peers"))
+
+
+def _peers_dir() -> Path:
+    """BENCH_PEERS_DIR, else the workplace's shared/peers beside the checkout
+    (or at /work, for a clone made elsewhere, such as CI's)."""
+    if "BENCH_PEERS_DIR" in os.environ:
+        return Path(os.environ["BENCH_PEERS_DIR"])
+    beside = ROOT.parent / "shared/peers"
+    return beside if beside.is_dir() else Path("/work/shared/peers")
+
+
+PEERS = _peers_dir()
 CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache/authserver-bench"))
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 PEER_CLIENT = ("bench-client", "bench-secret")  # the peers' defaults (READMEs)

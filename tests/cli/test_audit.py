@@ -104,7 +104,9 @@ def test_unlock_clears_a_lock(cli: Cli) -> None:
     async def lock(session):
         repo = UserRepository(session)
         stored = await repo.get(user.id)
-        counted = await repo.count_attempt(stored, now=datetime.now(UTC), policy=policy)
+        now = datetime.now(UTC)
+        counted = await repo.count_attempt(stored, now=now, policy=policy)
+        await repo.record_failure(stored, now=now, policy=policy)  # it was wrong
         await session.commit()
         return counted
 

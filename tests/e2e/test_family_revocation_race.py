@@ -42,6 +42,9 @@ async def test_no_family_outlives_its_revocation(
         tmp_path / "keys",
         sock,
         refresh_retry_window=timedelta(0),
+        # Every trial logs the one user in at the same time: no lockout, which
+        # would refuse logins in flight beyond its threshold.
+        lockout_threshold=0,
     )
     async with live_server(settings, sock) as url:
         client = await make_client(session_factory)
