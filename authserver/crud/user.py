@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from authserver.core.exceptions import AlreadyExistsError
 from authserver.core.lockout import LockPolicy
@@ -164,6 +165,8 @@ class UserRepository:
         attempt's place in the count (see forgive_attempts).
         """
         failures = User.failed_logins + 1
+        may_try: ColumnElement[bool] = true()
+        next_lock: Any = User.locked_until
         if policy.threshold > 0:
             may_try = or_(
                 and_(
@@ -175,8 +178,6 @@ class UserRepository:
                 (User.locked_until.is_(None), User.locked_until),
                 else_=_lock_end(policy, failures, now),
             )
-        else:
-            may_try, next_lock = true(), User.locked_until
         stmt = (
             update(User)
             .where(User.id == user.id, may_try)
@@ -246,7 +247,11 @@ class UserRepository:
             raise AlreadyExistsError(conflict) from exc
 
 
-def _lock_end(policy: LockPolicy, failures: ColumnElement[int], now: datetime) -> Any:
+def _lock_end(
+    policy: LockPolicy,
+    failures: ColumnElement[int] | InstrumentedAttribute[int],
+    now: datetime,
+) -> Any:
     """The lock end as SQL: unchanged below the threshold, else `policy.until`."""
     if policy.threshold <= 0:
         return User.locked_until

@@ -15,13 +15,7 @@ from authserver.models import AuthorizationCode, Client
 from authserver.schemas.token import TokenForm, TokenResponse
 from authserver.services import audit
 from authserver.services.families import revoke_family_id
-from authserver.services.grants.common import (
-    GrantContext,
-    issues_refresh_tokens,
-    mint_response,
-    new_family,
-    new_refresh_record,
-)
+from authserver.services.grants.common import GrantContext, issue_login_tokens
 
 GRANT_TYPE = "authorization_code"
 INVALID = "the authorization code is invalid, expired or already used"
@@ -49,29 +43,13 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         await _replayed(ctx, client, code)  # a concurrent redemption won
 
     scopes = code.scope.split()
-    family = new_family(ctx, client, user.id, family_id=code.family_id)
-    await ctx.refresh_tokens.add_family(family)
-    refresh = None
-    if issues_refresh_tokens(client):
-        refresh = new_refresh_record(
-            ctx,
-            client,
-            user_id=user.id,
-            scopes=scopes,
-            auth_time=code.auth_time,
-            family_id=family.id,
-            family_expires_at=family.expires_at,
-        )
-        await ctx.refresh_tokens.add(refresh)
-    response = mint_response(
+    response = await issue_login_tokens(
         ctx,
         client,
         user_id=user.id,
         scopes=scopes,
         auth_time=code.auth_time,
-        refresh=refresh,
-        family_id=family.id,
-        family_expires_at=family.expires_at,
+        family_id=code.family_id,
         nonce=code.nonce,
         login_session_id=code.session_id,
     )

@@ -191,3 +191,44 @@ def new_refresh_record(
 
 def issues_refresh_tokens(client: Client) -> bool:
     return "refresh_token" in client.grant_types
+
+
+async def issue_login_tokens(
+    ctx: GrantContext,
+    client: Client,
+    *,
+    user_id: uuid.UUID,
+    scopes: list[str],
+    auth_time: datetime,
+    family_id: uuid.UUID | None = None,
+    nonce: str | None = None,
+    login_session_id: uuid.UUID | None = None,
+) -> TokenResponse:
+    """A login's first tokens: its family and first refresh record stored (in
+    the caller's transaction), the response signed."""
+    family = new_family(ctx, client, user_id, family_id=family_id)
+    await ctx.refresh_tokens.add_family(family)
+    refresh = None
+    if issues_refresh_tokens(client):
+        refresh = new_refresh_record(
+            ctx,
+            client,
+            user_id=user_id,
+            scopes=scopes,
+            auth_time=auth_time,
+            family_id=family.id,
+            family_expires_at=family.expires_at,
+        )
+        await ctx.refresh_tokens.add(refresh)
+    return mint_response(
+        ctx,
+        client,
+        user_id=user_id,
+        scopes=scopes,
+        auth_time=auth_time,
+        family_id=family.id,
+        family_expires_at=family.expires_at,
+        refresh=refresh,
+        nonce=nonce,
+        login_session_id=login_session_id,
+    )

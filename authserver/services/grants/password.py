@@ -5,10 +5,7 @@ from authserver.models import Client
 from authserver.schemas.token import TokenForm, TokenResponse
 from authserver.services.grants.common import (
     GrantContext,
-    issues_refresh_tokens,
-    mint_response,
-    new_family,
-    new_refresh_record,
+    issue_login_tokens,
     requested_scopes,
     scopes_for_user,
 )
@@ -35,29 +32,8 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         scopes, is_admin=user.is_admin, explicit=form.scope is not None
     )
 
-    family = new_family(ctx, client, user.id)
-    await ctx.refresh_tokens.add_family(family)
-    refresh = None
-    if issues_refresh_tokens(client):
-        refresh = new_refresh_record(
-            ctx,
-            client,
-            user_id=user.id,
-            scopes=scopes,
-            auth_time=ctx.now,
-            family_id=family.id,
-            family_expires_at=family.expires_at,
-        )
-        await ctx.refresh_tokens.add(refresh)
-    response = mint_response(
-        ctx,
-        client,
-        user_id=user.id,
-        scopes=scopes,
-        auth_time=ctx.now,
-        family_id=family.id,
-        family_expires_at=family.expires_at,
-        refresh=refresh,
+    response = await issue_login_tokens(
+        ctx, client, user_id=user.id, scopes=scopes, auth_time=ctx.now
     )
     await ctx.uow.commit()
     return response
