@@ -48,6 +48,27 @@ def test_help_says_what_and_shows_an_example(path: list[str]) -> None:
     assert "Example: authctl" in result.output
 
 
+def command_at(path: list[str]) -> Any:
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return command
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda path: " ".join(path) or "root")
+def test_help_never_cuts_an_option_name_short(path: list[str]) -> None:
+    # CliRunner's console is 80 columns wide, like a small terminal.
+    output = runner.invoke(app, [*path, "--help"]).output
+    names = [
+        name
+        for param in command_at(path).params
+        for name in [*param.opts, *param.secondary_opts]
+        if name.startswith("--")
+    ]
+    assert all(name in output.split() for name in names), output
+    assert "…" not in output
+
+
 def test_root_help_lists_the_resources() -> None:
     output = runner.invoke(app, ["--help"]).output
     for group in ("user", "client", "key", "db", "serve"):
