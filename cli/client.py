@@ -29,7 +29,7 @@ from cli.output import (
 
 if TYPE_CHECKING:
     from authserver.models import Client
-    from authserver.schemas.client import ClientCreate
+    from authserver.schemas.client import ClientChanges, ClientCreate, UriChanges
 
 app = typer.Typer(
     help="Manage OAuth clients.\n\n"
@@ -51,8 +51,18 @@ FIELDS = {
     "redirect_uris": "--redirect-uri",
     "post_logout_redirect_uris": "--post-logout-redirect-uri",
 }
+# `update` names the display name by option.
+UPDATE_FIELDS = {**FIELDS, "name": "--name"}
 HINTS = {"client_id": "use 3 to 100 letters, digits and . _ ~ -"}
+# Registration fields as client_json names them.
+JSON_NAMES = {"is_third_party": "third_party"}
 SECRET_WARNING = "Store the secret now: it is not shown again (only its hash is kept)."
+Uris = list[str] | None
+
+
+def _uri_option(help: str) -> Any:
+    """A repeatable URI option of `update` (short help: the names are long)."""
+    return typer.Option(metavar="URI", help=help)
 
 
 @app.command("create")
@@ -161,6 +171,127 @@ async def _create(
         return client_json(client), secret
 
 
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    client_id: ClientArg,
+    name: Annotated[
+        str | None, typer.Option(metavar="NAME", help="New display name.")
+    ] = None,
+    redirect_uri: Annotated[
+        Uris, _uri_option("Replace the redirect URIs with these.")
+    ] = None,
+    add_redirect_uri: Annotated[
+        Uris, _uri_option("Register one more redirect URI.")
+    ] = None,
+    remove_redirect_uri: Annotated[
+        Uris, _uri_option("Unregister a redirect URI.")
+    ] = None,
+    post_logout_redirect_uri: Annotated[
+        Uris, _uri_option("Replace the post-logout URIs.")
+    ] = None,
+    add_post_logout_redirect_uri: Annotated[
+        Uris, _uri_option("Register one more.")
+    ] = None,
+    remove_post_logout_redirect_uri: Annotated[
+        Uris, _uri_option("Unregister one.")
+    ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="SCOPE", help="Replace the scopes (as in create), repeatable."
+        ),
+    ] = None,
+    grant: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="GRANT", help="Replace the grant types (as in create), repeatable."
+        ),
+    ] = None,
+    third_party: Annotated[
+        bool | None,
+        typer.Option(
+            "--third-party/--first-party",
+            help="Whether users are asked to consent to its scopes.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a client's registration; its client_id and secret stay.
+
+    The result must pass every rule of `client create`; if it does not,
+    nothing changes. Running servers use it within AUTH_CLIENT_CACHE_TTL.
+
+    Example: authctl client update web-app --add-redirect-uri
+    https://app.example.com/new-callback
+
+    Example: authctl client update reports --scope 'reports:read' --json
+    """
+    from authserver.schemas.client import ClientChanges
+
+    changes = ClientChanges(
+        name=name,
+        grant_types=None if grant is None else _split(grant, commas=True),
+        scopes=None if scope is None else _split(scope),
+        redirect_uris=_uri_changes(
+            ctx, "--redirect-uri", redirect_uri, add_redirect_uri, remove_redirect_uri
+        ),
+        post_logout_redirect_uris=_uri_changes(
+            ctx,
+            "--post-logout-redirect-uri",
+            post_logout_redirect_uri,
+            add_post_logout_redirect_uri,
+            remove_post_logout_redirect_uri,
+        ),
+        is_third_party=third_party,
+    )
+    if not changes:
+        ctx.fail("nothing to change: give at least one option (see -h)")
+    client, fields = run(_update(client_id, changes), UPDATE_FIELDS, HINTS)
+    changed = [JSON_NAMES.get(field, field) for field in fields]
+    if as_json:
+        print_json({**client, "changed": changed})
+        return
+    if not changed:
+        say(f"client {client_id} already has that registration; nothing changed")
+        return
+    ttl = settings().client_cache_ttl
+    say(f"updated client {client_id}: {', '.join(changed)}")
+    if ttl > 0:
+        note(f"Running servers use the new registration within {ttl:g} s.")
+    _print_client(client)
+
+
+def _uri_changes(
+    ctx: typer.Context,
+    option: str,
+    replace: list[str] | None,
+    add: list[str] | None,
+    remove: list[str] | None,
+) -> UriChanges:
+    from authserver.schemas.client import UriChanges
+
+    added, removed = add or [], remove or []
+    adding = option.replace("--", "--add-", 1)
+    removing = option.replace("--", "--remove-", 1)
+    if replace is not None and (added or removed):
+        ctx.fail(f"{option} replaces the list: not with {adding} or {removing}")
+    both = [uri for uri in added if uri in removed]
+    if both:
+        ctx.fail(f"{both[0]!r} is both in {adding} and {removing}")
+    return UriChanges(replace=replace, add=added, remove=removed)
+
+
+async def _update(
+    client_id: str, changes: ClientChanges
+) -> tuple[dict[str, Any], list[str]]:
+    from authserver.services.clients import update_client
+
+    async with open_unit_of_work() as uow:
+        client, changed = await update_client(client_id, changes, uow)
+        return client_json(client), changed
+
+
 @app.command("list")
 def list_clients(as_json: JsonOpt = False) -> None:
     """List every client, ordered by client_id.
@@ -203,6 +334,10 @@ def show(client_id: ClientArg, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(client)
         return
+    _print_client(client)
+
+
+def _print_client(client: dict[str, Any]) -> None:
     print_details(
         {
             "client_id": client["client_id"],

@@ -43,8 +43,15 @@ def settings() -> Settings:
         fail(str(exc))
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run one command's coroutine on its own event loop; expected failures exit 1."""
+def run(
+    coro: Coroutine[Any, Any, T],
+    names: Mapping[str, str] | None = None,
+    hints: Mapping[str, str] | None = None,
+) -> T:
+    """Run one command's coroutine on its own event loop; expected failures exit 1.
+
+    `names` and `hints` word a schema's ValidationError as `build` does.
+    """
     from alembic.util.exc import CommandError
     from pydantic import ValidationError
     from sqlalchemy.exc import DBAPIError
@@ -65,7 +72,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     ) as exc:
         fail(str(exc))
     except ValidationError as exc:
-        fail(validation_message(exc))
+        fail(validation_message(exc, names, hints))
     except (DBAPIError, OSError) as exc:
         # asyncpg raises a bare OSError when the server is down (see STACK.md).
         fail(database_problem(exc))

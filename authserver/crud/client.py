@@ -19,8 +19,14 @@ class ClientRepository:
     async def get(self, id_: uuid.UUID) -> Client | None:
         return await self.session.get(Client, id_)
 
-    async def get_by_client_id(self, client_id: str) -> Client | None:
+    async def get_by_client_id(
+        self, client_id: str, *, for_update: bool = False
+    ) -> Client | None:
+        """The client; `for_update` locks its row until the transaction ends
+        (PostgreSQL; SQLite's transactions already hold the one write lock)."""
         stmt = select(Client).where(Client.client_id == client_id)
+        if for_update:
+            stmt = stmt.with_for_update()
         return await self.session.scalar(stmt)
 
     async def list(self) -> Sequence[Client]:
@@ -38,6 +44,12 @@ class ClientRepository:
             # The transaction is unusable now: the unit of work ends it.
             raise AlreadyExistsError(f"client {data.client_id!r} exists") from exc
         return client
+
+    async def set_registration(self, client: Client, data: ClientCreate) -> None:
+        """Store `data` as the client's registration; its client_id and secret stay."""
+        for name, value in data.model_dump(exclude={"client_id"}).items():
+            setattr(client, name, value)
+        await self.session.flush()
 
     async def set_secret_hash(self, client: Client, secret_hash: str) -> None:
         client.secret_hash = secret_hash

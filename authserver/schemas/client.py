@@ -1,6 +1,7 @@
 """Client registration data."""
 
 import re
+from dataclasses import dataclass, field
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -93,3 +94,41 @@ class ClientCreate(BaseModel):
         if value is not None and not value.isprintable():
             raise ValueError("the audience has control characters")
         return value
+
+
+@dataclass(frozen=True)
+class UriChanges:
+    """A change to a list of URIs: a new list (`replace`), then `add`, `remove`."""
+
+    replace: list[str] | None = None
+    add: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.replace is not None or bool(self.add or self.remove)
+
+
+@dataclass(frozen=True)
+class ClientChanges:
+    """What an update changes in a registration; None (or no UriChanges) keeps
+    a field. The result is checked as a whole by ClientCreate's rules; the
+    client_id and the secret are not among the fields."""
+
+    name: str | None = None
+    grant_types: list[str] | None = None
+    scopes: list[str] | None = None
+    redirect_uris: UriChanges = field(default_factory=UriChanges)
+    post_logout_redirect_uris: UriChanges = field(default_factory=UriChanges)
+    is_third_party: bool | None = None
+
+    def __bool__(self) -> bool:
+        return any(
+            (
+                self.name is not None,
+                self.grant_types is not None,
+                self.scopes is not None,
+                self.redirect_uris,
+                self.post_logout_redirect_uris,
+                self.is_third_party is not None,
+            )
+        )

@@ -37,9 +37,11 @@ from authserver.models import (
 )
 from authserver.services import consent
 from authserver.services.authorization_request import (
+    GRANT_TYPE,
     AuthorizationParams,
     redirect_url,
 )
+from authserver.services.clients import still_allowed
 from authserver.services.grants.common import scopes_for_user
 
 EXPIRED = "this sign-in request has expired or was already used"
@@ -148,13 +150,18 @@ class AuthorizationService:
         return token
 
     async def params_of(self, request: AuthorizationRequest) -> AuthorizationParams:
+        # The registration may have changed while the user signed in.
         client = await ClientRepository(self.session).get(request.client_id)
-        if client is None or request.redirect_uri not in client.redirect_uris:
+        if (
+            client is None
+            or request.redirect_uri not in client.redirect_uris
+            or GRANT_TYPE not in client.grant_types
+        ):
             raise InvalidRequestError(EXPIRED, detail="client changed meanwhile")
         return AuthorizationParams(
             client=client,
             redirect_uri=request.redirect_uri,
-            scopes=request.scope.split(),
+            scopes=still_allowed(request.scope, client),
             scope_explicit=request.scope_explicit,
             state=request.state,
             nonce=request.nonce,

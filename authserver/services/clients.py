@@ -5,6 +5,7 @@ import time
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from authserver.core.context import annotate_request
 from authserver.core.exceptions import (
@@ -19,8 +20,14 @@ from authserver.core.security import (
     verify_client_secret,
 )
 from authserver.crud.client import ClientRepository
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import Client
-from authserver.schemas.client import CLIENT_ID_PATTERN, ClientCreate
+from authserver.schemas.client import (
+    CLIENT_ID_PATTERN,
+    ClientChanges,
+    ClientCreate,
+    UriChanges,
+)
 from authserver.services import audit
 
 # Grants that authenticate nobody but the client itself: a public client has no
@@ -125,12 +132,22 @@ async def _authenticate(
     return client
 
 
+def still_allowed(scope: str, client: Client) -> list[str]:
+    """The granted scopes the client may still ask for (its scopes may shrink):
+    a token or code issued before `client update` narrowed them gets no more."""
+    return [s for s in scope.split() if s in client.scopes]
+
+
+def _refuse_confidential_only(grant_types: list[str], *, public: bool) -> None:
+    if public and CONFIDENTIAL_ONLY_GRANTS & set(grant_types):
+        raise InvalidValueError("a public client cannot use client_credentials")
+
+
 async def create_client(
     data: ClientCreate, clients: ClientRepository, *, public: bool
 ) -> tuple[Client, str | None]:
     """Register a client; return it and its secret (None for a public client)."""
-    if public and CONFIDENTIAL_ONLY_GRANTS & set(data.grant_types):
-        raise InvalidValueError("a public client cannot use client_credentials")
+    _refuse_confidential_only(data.grant_types, public=public)
     secret = None if public else generate_client_secret()
     secret_hash = hash_client_secret(secret) if secret else None
     client = await clients.add(data, secret_hash=secret_hash)
@@ -153,9 +170,90 @@ async def rotate_client_secret(client_id: str, clients: ClientRepository) -> str
     return secret
 
 
-async def resolve_client(client_id: str, clients: ClientRepository) -> Client:
+async def update_client(
+    client_id: str, changes: ClientChanges, uow: UnitOfWork
+) -> tuple[Client, list[str]]:
+    """Change a client's registration, in one transaction, under the rules of
+    `create_client`; return it and the fields that changed (none: nothing is
+    written). Its client_id and secret stay; a bad result raises pydantic's
+    ValidationError or InvalidValueError before anything is written."""
+    clients = ClientRepository(uow.session)
+    # Locked: two updates at once must not each write over the other's change.
+    client = await resolve_client(client_id, clients, for_update=True)
+    current = registration(client)
+    # The whole registration is validated, not only what changes: the result
+    # must be one `client create` would accept.
+    wanted = ClientCreate(**{**current, **_applied(changes, current)})
+    _refuse_confidential_only(wanted.grant_types, public=client.is_public)
+    after = wanted.model_dump()
+    changed = [name for name in current if after[name] != current[name]]
+    if not changed:
+        return client, []
+    await clients.set_registration(client, wanted)
+    await audit.record(
+        uow.session,
+        "client_updated",
+        client_id=client.client_id,
+        changes={
+            name: {"before": current[name], "after": after[name]} for name in changed
+        },
+    )
+    await uow.commit()
+    return client, changed
+
+
+def registration(client: Client) -> dict[str, Any]:
+    """The stored registration as `ClientCreate` fields (not re-validated)."""
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "grant_types": list(client.grant_types),
+        "scopes": list(client.scopes),
+        "audience": client.audience,
+        "redirect_uris": list(client.redirect_uris),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "is_third_party": client.is_third_party,
+    }
+
+
+def _applied(changes: ClientChanges, current: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "name": changes.name,
+        "grant_types": changes.grant_types,
+        "scopes": changes.scopes,
+        "is_third_party": changes.is_third_party,
+    }
+    applied = {name: value for name, value in values.items() if value is not None}
+    for name, change, what in (
+        ("redirect_uris", changes.redirect_uris, "redirect URI"),
+        (
+            "post_logout_redirect_uris",
+            changes.post_logout_redirect_uris,
+            "post-logout redirect URI",
+        ),
+    ):
+        if change:
+            applied[name] = _changed_uris(current[name], change, what)
+    return applied
+
+
+def _changed_uris(current: list[str], change: UriChanges, what: str) -> list[str]:
+    uris = list(current if change.replace is None else change.replace)
+    # A typo must not pass for a removal: the URI it meant would stay trusted.
+    missing = [uri for uri in change.remove if uri not in uris]
+    if missing:
+        raise InvalidValueError(
+            f"cannot remove {what} {missing[0][:100]!r}: the client does not have it"
+        )
+    kept = [uri for uri in uris if uri not in change.remove]
+    return kept + [uri for uri in change.add if uri not in kept]
+
+
+async def resolve_client(
+    client_id: str, clients: ClientRepository, *, for_update: bool = False
+) -> Client:
     """The client with this client_id; NotFoundError if there is none."""
-    client = await clients.get_by_client_id(client_id)
+    client = await clients.get_by_client_id(client_id, for_update=for_update)
     if client is None:
         raise NotFoundError(f"no client {client_id!r}")
     return client

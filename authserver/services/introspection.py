@@ -9,6 +9,8 @@ Everything not live is exactly {"active": false} (§2.2), whatever the reason.
 from authserver.core.exceptions import InvalidClientError, InvalidTokenError, TokenError
 from authserver.models import Client
 from authserver.schemas.introspection import IntrospectionResponse
+from authserver.services.clients import still_allowed
+from authserver.services.grants.common import issues_refresh_tokens
 from authserver.services.token_state import (
     TokenContext,
     refresh_claims,
@@ -48,7 +50,7 @@ async def _access(
     claims = grant.claims
     return IntrospectionResponse(
         active=True,
-        scope=str(claims.get("scope", "")),
+        scope=" ".join(still_allowed(str(claims.get("scope", "")), grant.client)),
         client_id=grant.client.client_id,
         username=grant.user.username if grant.user else None,
         token_type="Bearer",
@@ -71,10 +73,12 @@ async def _refresh(
     state = await ctx.refresh_tokens.get_state(str(claims["jti"]), at=ctx.now)
     if state is None or state.record.client_id != client.id or not state.live:
         return None
+    if not issues_refresh_tokens(client):
+        return None  # refused at the token endpoint (unauthorized_client)
     record = state.record
     return IntrospectionResponse(
         active=True,
-        scope=record.scope,
+        scope=" ".join(still_allowed(record.scope, client)),
         client_id=client.client_id,
         username=state.username,
         exp=int(claims["exp"]),

@@ -26,6 +26,7 @@ from authserver.crud.token_family import TokenFamilyRepository
 from authserver.crud.user import UserRepository
 from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import Client, User
+from authserver.services.clients import still_allowed
 from authserver.services.tokens import TokenService
 
 INVALID = "the access token is invalid, expired or revoked"
@@ -33,7 +34,8 @@ INVALID = "the access token is invalid, expired or revoked"
 
 @dataclass(frozen=True)
 class AccessGrant:
-    """What a live access token grants: to whom, through which client, what."""
+    """What a live access token grants: to whom, through which client, what
+    (its scopes that the client still has)."""
 
     claims: dict[str, Any]
     scopes: frozenset[str]
@@ -116,7 +118,9 @@ async def validate_access(
         user = await _live_user(ctx, subject, claims.get("sid"))
         if user is None:
             raise InvalidTokenError(INVALID, detail=f"user of {jti} is no longer valid")
-    scopes = frozenset(str(claims.get("scope", "")).split())
+    # What the client may no longer ask for, its token no longer grants here
+    # (resource servers verifying offline honour the claim until it expires).
+    scopes = frozenset(still_allowed(str(claims.get("scope", "")), client))
     return AccessGrant(claims=claims, scopes=scopes, client=client, user=user)
 
 

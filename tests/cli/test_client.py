@@ -183,8 +183,14 @@ def test_delete_removes_client_and_its_refresh_tokens(cli: Cli) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["show"], ["rotate-secret"], ["delete", "--yes"], ["delete"]],
-    ids=["show", "rotate-secret", "delete", "delete-without-yes"],
+    [
+        ["show"],
+        ["rotate-secret"],
+        ["delete", "--yes"],
+        ["delete"],
+        ["update", "--json", "--name", "x"],
+    ],
+    ids=["show", "rotate-secret", "delete", "delete-without-yes", "update"],
 )
 def test_unknown_client(cli: Cli, args: list[str]) -> None:
     # One line: `delete` does not ask about a client that does not exist.

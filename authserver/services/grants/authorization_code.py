@@ -14,6 +14,7 @@ from authserver.crud.authorization import AuthorizationCodeRepository
 from authserver.models import AuthorizationCode, Client
 from authserver.schemas.token import TokenForm, TokenResponse
 from authserver.services import audit
+from authserver.services.clients import still_allowed
 from authserver.services.families import revoke_family_id
 from authserver.services.grants.common import GrantContext, issue_login_tokens
 
@@ -34,6 +35,10 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         raise InvalidGrantError(INVALID, detail="code expired")
     if form.redirect_uri != code.redirect_uri:
         raise InvalidGrantError(INVALID, detail="redirect_uri differs")
+    if code.redirect_uri not in client.redirect_uris:
+        # Removed since the code was issued: whoever holds that URI now is
+        # no longer trusted with the client's codes.
+        raise InvalidGrantError(INVALID, detail="redirect_uri no longer registered")
     if not pkce_s256_matches(form.code_verifier, code.code_challenge):
         raise InvalidGrantError(INVALID, detail="code_verifier does not match")
     user = await ctx.users.get(code.user_id)
@@ -42,7 +47,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     if not await codes.consume(code, at=ctx.now):
         await _replayed(ctx, client, code)  # a concurrent redemption won
 
-    scopes = code.scope.split()
+    scopes = still_allowed(code.scope, client)
     response = await issue_login_tokens(
         ctx,
         client,

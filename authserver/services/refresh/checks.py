@@ -35,11 +35,6 @@ def timestamp(value: object) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-def still_allowed(scope: str, client: Client) -> list[str]:
-    """The granted scopes the client may still ask for (its scopes may shrink)."""
-    return [s for s in scope.split() if s in client.scopes]
-
-
 def narrow(requested: str | None, granted: list[str]) -> list[str]:
     """RFC 6749 §6: the new scope may narrow the original, never widen it."""
     if requested is None:

@@ -17,6 +17,7 @@ from authserver.crud.refresh_token import RefreshTokenState
 from authserver.crud.rotation_batch import RotationRow
 from authserver.models import Client
 from authserver.schemas.token import TokenResponse
+from authserver.services.clients import still_allowed
 from authserver.services.grants.common import (
     ADMIN_SCOPE,
     GrantContext,
@@ -24,12 +25,7 @@ from authserver.services.grants.common import (
     new_refresh_record,
     scopes_for_user,
 )
-from authserver.services.refresh.checks import (
-    INVALID,
-    narrow,
-    still_allowed,
-    timestamp,
-)
+from authserver.services.refresh.checks import INVALID, narrow, timestamp
 
 logger = logging.getLogger(__name__)
 
