@@ -1,14 +1,18 @@
 """The browser side of the authorization code flow, for tests: PKCE values,
-the hidden fields of a served page, signing in through the login form."""
+the hidden fields of a served page, signing in through the login form; and
+the client's side: redeeming the code."""
 
 import base64
 import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
+
+from tests.factories import CALLBACK, DEFAULT_PASSWORD, TestClient, make_user
 
 HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
 
@@ -68,3 +72,29 @@ async def sign_in(
     page = await http.get("/oauth2/authorize", params=params)
     assert page.status_code == 200, page.text
     return await submit_login(http, page, username, password)
+
+
+async def issued_code(
+    http: httpx2.AsyncClient, session_factory: Any, client: TestClient, **extra: str
+) -> tuple[str, Pkce, Any]:
+    """A new user signs in for `client` (at CALLBACK): the code, its PKCE pair
+    and the user."""
+    user = await make_user(session_factory)
+    pkce = new_pkce()
+    params = authorize_params(client.client_id, CALLBACK, pkce, **extra)
+    answer = await sign_in(http, params, user.username, DEFAULT_PASSWORD)
+    assert answer.status_code == 303, answer.text
+    return query_of(answer.headers["location"])["code"], pkce, user
+
+
+def code_form(
+    client: TestClient, code: str, pkce: Pkce, redirect_uri: str = CALLBACK
+) -> dict[str, str]:
+    """The token request that redeems `code`."""
+    return {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": pkce.verifier,
+        **client.form(),
+    }

@@ -13,6 +13,7 @@ from tests.factories import (
 )
 from tests.oauth_flow import (
     authorize_params,
+    code_form,
     hidden_fields,
     new_pkce,
     query_of,
@@ -22,16 +23,6 @@ from tests.oauth_flow import (
 
 TOKEN = "/oauth2/token"
 ISSUER = "http://localhost"
-
-
-def code_form(client, code, pkce, redirect_uri=CALLBACK):
-    return {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": redirect_uri,
-        "code_verifier": pkce.verifier,
-        **client.form(),
-    }
 
 
 async def test_sign_in_then_code_then_tokens_then_refresh(api, session_factory):

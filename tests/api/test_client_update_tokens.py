@@ -30,7 +30,15 @@ from tests.factories import (
     make_code_client,
     make_user,
 )
-from tests.oauth_flow import authorize_params, new_pkce, query_of, sign_in, submit_login
+from tests.oauth_flow import (
+    authorize_params,
+    code_form,
+    issued_code,
+    new_pkce,
+    query_of,
+    sign_in,
+    submit_login,
+)
 
 TOKEN = "/oauth2/token"
 OTHER_CALLBACK = "https://app.example.com/other"
@@ -137,31 +145,12 @@ async def test_access_tokens_lose_removed_scopes_at_this_server(api, session_fac
 # --- the code flow -------------------------------------------------------------------
 
 
-async def code_for(api, session_factory, client, **extra: str):
-    user = await make_user(session_factory)
-    pkce = new_pkce()
-    params = authorize_params(client.client_id, CALLBACK, pkce, **extra)
-    answer = await sign_in(api, params, user.username, DEFAULT_PASSWORD)
-    assert answer.status_code == 303, answer.text
-    return query_of(answer.headers["location"])["code"], pkce
-
-
-def redeem_form(client, code: str, pkce) -> dict[str, str]:
-    return {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": CALLBACK,
-        "code_verifier": pkce.verifier,
-        **client.form(),
-    }
-
-
 async def test_a_code_issued_before_gets_only_the_scopes_left(api, session_factory):
     client = await make_code_client(session_factory)
-    code, pkce = await code_for(api, session_factory, client)
+    code, pkce, _ = await issued_code(api, session_factory, client)
     await change(session_factory, client, scopes=["profile", "email"])
 
-    redeemed = tokens(await api.post(TOKEN, data=redeem_form(client, code, pkce)))
+    redeemed = tokens(await api.post(TOKEN, data=code_form(client, code, pkce)))
 
     assert redeemed["scope"] == "profile"
     assert "id_token" not in redeemed  # openid is gone
@@ -172,10 +161,10 @@ async def test_a_code_sent_to_a_removed_redirect_uri_is_refused(api, session_fac
     client = await make_code_client(
         session_factory, redirect_uris=(CALLBACK, OTHER_CALLBACK)
     )
-    code, pkce = await code_for(api, session_factory, client)
+    code, pkce, _ = await issued_code(api, session_factory, client)
     await change(session_factory, client, redirect_uris=UriChanges(remove=[CALLBACK]))
 
-    answer = await api.post(TOKEN, data=redeem_form(client, code, pkce))
+    answer = await api.post(TOKEN, data=code_form(client, code, pkce))
 
     assert_oauth_error(answer, 400, "invalid_grant")
 
@@ -222,7 +211,7 @@ async def test_a_sign_in_in_progress_gets_only_the_scopes_left(api, session_fact
     answer = await submit_login(api, page, user.username, DEFAULT_PASSWORD)
     assert answer.status_code == 303, answer.text
     code = query_of(answer.headers["location"])["code"]
-    redeemed = tokens(await api.post(TOKEN, data=redeem_form(client, code, pkce)))
+    redeemed = tokens(await api.post(TOKEN, data=code_form(client, code, pkce)))
 
     assert redeemed["scope"] == "profile"
     assert "id_token" not in redeemed

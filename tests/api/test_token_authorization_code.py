@@ -7,37 +7,15 @@ from datetime import timedelta
 import pytest
 
 from authserver.schemas.account import PasswordSet
-from tests.factories import (
-    CALLBACK,
-    DEFAULT_PASSWORD,
-    make_client,
-    make_code_client,
-    make_user,
-    user_service,
-)
-from tests.oauth_flow import authorize_params, new_pkce, query_of, sign_in
+from tests.factories import CALLBACK, make_client, make_code_client, user_service
+from tests.oauth_flow import code_form, issued_code
 
 TOKEN = "/oauth2/token"
 OTHER_CALLBACK = "https://app.example.com/other"
 
 
-async def issued_code(api, session_factory, client, **extra):
-    user = await make_user(session_factory)
-    pkce = new_pkce()
-    params = authorize_params(client.client_id, CALLBACK, pkce, **extra)
-    answer = await sign_in(api, params, user.username, DEFAULT_PASSWORD)
-    assert answer.status_code == 303, answer.text
-    return query_of(answer.headers["location"])["code"], pkce, user
-
-
 def redeem_form(client, code, pkce, changes=None):
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": CALLBACK,
-        "code_verifier": pkce.verifier,
-        **client.form(),
-    }
+    form = code_form(client, code, pkce)
     for name, value in (changes or {}).items():
         form.pop(name)
         if value is not None:
