@@ -1,9 +1,12 @@
 """The unit of work: the one owner of a session's transaction.
 
-Services commit, roll back and pick autocommit through it; repositories only
-run statements in the session it hands them, and routes, grants and CLI
-commands never end a transaction themselves (tests/unit/test_layering.py
-holds everyone to that).
+Only services (the grants among them) tell it to commit, roll back, switch to
+autocommit or begin a new transaction: the service call that finishes a piece
+of work commits it, and a step such as a successful sign-in leaves its writes
+to the call that finishes. Routes and CLI commands open a unit of work and use
+its session through services and repositories, but never end its transaction
+themselves. Repositories only run statements in the session it hands them.
+tests/unit/test_layering.py holds everyone to that.
 
 The session opens on first use: a client_credentials grant for a cached
 client needs no database at all. Leaving the `async with` block returns the
