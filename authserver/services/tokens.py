@@ -47,11 +47,12 @@ class TokenService:
         self._pinned: KeyView | None = None
 
     def for_request(self, now: datetime) -> "TokenService":
-        """This service with the keys of `now` read once, for one request.
+        """This service with the keys of `now` read once, for one request
+        (whose `now` is fixed).
 
         A broken store refuses the request before it has done anything, and a
-        store that breaks while it runs cannot stop it halfway: a login
-        counted against the lock, its tokens never signed.
+        store that breaks while it runs cannot stop it halfway (a login
+        counted against the password lock whose tokens then fail to sign).
         """
         pinned = copy.copy(self)
         pinned._pinned = self.keys(now)
