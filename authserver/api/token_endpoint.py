@@ -7,7 +7,7 @@ dispatcher hands this one route straight to `TokenEndpoint`. The pipeline's
 layers have already bound the request id and origin, capped the body and
 will write the access line; this handler parses, runs the grant and answers
 through the one error renderer (`render_error`: OAuth errors, 503 for a
-database outage, a logged 500 for a bug).
+database outage or unreadable signing keys, a logged 500 for a bug).
 
 The route in `v1/token.py` documents the endpoint in OpenAPI and answers
 through `respond` too, so the two cannot drift apart.
@@ -71,17 +71,18 @@ class TokenEndpoint:
     def _grant_context(self) -> GrantContext:
         state = self.state
         settings = state.settings
+        now = state.clock()
         return GrantContext(
             uow=state.unit_of_work(),
             rotation_batcher=state.rotation_batcher,
             client_cache=state.client_cache,
-            tokens=state.tokens,
+            tokens=state.tokens.for_request(now),  # 503 now if the keys are unusable
             hasher=state.hasher,
             refresh_ttl=settings.refresh_token_ttl,
             refresh_max_lifetime=settings.refresh_token_max_lifetime,
             retry_window=settings.refresh_retry_window,
             lock_policy=state.lock_policy,
-            now=state.clock(),
+            now=now,
         )
 
 
