@@ -56,8 +56,14 @@ class UnitOfWork:
     async def commit(self) -> None:
         """Store what the transaction wrote (and, on SQLite, release the one
         write lock: end a read transaction this way before slow work)."""
-        if self._session is not None:
-            await self._session.commit()
+        session = self._session
+        # A session that began nothing and holds nothing to flush has nothing
+        # to commit: a refresh whose rotation went out in a shared statement
+        # (db.rotation_batcher) skips the empty round of SQLAlchemy's commit.
+        if session is not None and (
+            session.in_transaction() or session.new or session.dirty or session.deleted
+        ):
+            await session.commit()
 
     async def rollback(self) -> None:
         """Drop what the transaction wrote; loaded objects expire."""
