@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from authserver.core.security import new_opaque_token, opaque_token_hash
 from authserver.crud.login_session import LoginSessionRepository
 from authserver.crud.user import UserRepository
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import LoginSession, User
 from authserver.services import audit
 
@@ -94,6 +95,28 @@ async def list_live(
     repo: LoginSessionRepository, *, now: datetime, user_id: uuid.UUID | None = None
 ) -> Sequence[LoginSession]:
     return await repo.list(now=now, user_id=user_id)
+
+
+async def sign_out(
+    uow: UnitOfWork, login: LoginSession, *, at: datetime, event: str
+) -> bool:
+    """End one session, as `end` does, and commit; False if it had already ended."""
+    ended = await end(LoginSessionRepository(uow.session), login, at=at, event=event)
+    await uow.commit()
+    return ended
+
+
+async def sign_out_everywhere(
+    uow: UnitOfWork, user_id: uuid.UUID, *, at: datetime
+) -> int:
+    """End every live session of a user (an admin's revocation) and commit;
+    returns how many ended."""
+    ended = await LoginSessionRepository(uow.session).end_for_user(user_id, at=at)
+    await audit.record(
+        uow.session, "sessions_revoked", subject=str(user_id), revoked=ended
+    )
+    await uow.commit()
+    return ended
 
 
 def logout_csrf(cookie_token: str) -> str:
