@@ -1,8 +1,9 @@
 """authctl session: the browser sign-in sessions of the hosted login page.
 
 Revoking a session signs that browser out: its next authorization request
-asks for the password again (prompt=none gets login_required). Tokens already
-issued live on; revoke them with `authctl user disable` or the revoke endpoint.
+asks for the password again (prompt=none gets login_required), and the tokens
+apps got through its sign-ins (code exchanges) stop working. The user's
+password-grant tokens live on; `authctl user disable` ends those too.
 """
 
 from typing import Annotated, Any
@@ -102,7 +103,8 @@ def revoke(
     user: UserOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
-    """End one session, or every session of --user (asks first for --user).
+    """End one session, or every session of --user (asks first for --user),
+    and revoke the tokens apps got through those sign-ins.
 
     Example: authctl session revoke 3f0c...  |  authctl session revoke --user alice
     """
@@ -121,8 +123,7 @@ async def _revoke(session_id: str | None, user_ref: str | None) -> int:
     from authserver.core.exceptions import NotFoundError
     from authserver.crud.login_session import LoginSessionRepository
     from authserver.crud.user import UserRepository
-    from authserver.services import audit
-    from authserver.services.sessions import end
+    from authserver.services.sessions import end, end_for_user
     from authserver.services.users import resolve_user
 
     now = datetime.now(UTC)
@@ -131,10 +132,7 @@ async def _revoke(session_id: str | None, user_ref: str | None) -> int:
         repo = LoginSessionRepository(session)
         if user_ref is not None:
             owner = await resolve_user(UserRepository(session), user_ref)
-            ended = await repo.end_for_user(owner.id, at=now)
-            await audit.record(
-                session, "sessions_revoked", subject=str(owner.id), revoked=ended
-            )
+            ended = await end_for_user(repo, owner.id, at=now)
         else:
             assert session_id is not None
             try:

@@ -1,6 +1,7 @@
 """A real browser (Debian's Chromium, headless, JavaScript off) signs in through
 the hosted pages of a real server, consents, lands at the app's callback; the
-app exchanges the code, refreshes, and the browser signs out."""
+app exchanges the code, refreshes, and the browser signs out, which ends the
+app's refresh token too."""
 
 import os
 import shutil
@@ -145,6 +146,17 @@ async def test_browser_signs_in_consents_and_signs_out(live, session_factory, tm
         }
         await page.goto(f"{live}/oauth2/logout?{urlencode(logout)}")
         assert (await rp.wait("/logged-out"))["state"] == "bye"
+        async with httpx2.AsyncClient(base_url=live) as http:
+            after = await http.post(
+                "/oauth2/token",
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": refreshed.json()["refresh_token"],
+                    "client_id": client.client_id,
+                },
+            )
+        assert after.status_code == 400
+        assert after.json()["error"] == "invalid_grant"
 
         # Signed out: a silent request now needs a login.
         silent = {**authorize_params(client.client_id, rp.url("/callback"), pkce)}
