@@ -10,11 +10,10 @@ therefore holds the session's row, and a logout waits for it.
 """
 
 import asyncio
-import random
-from datetime import timedelta
 
 import httpx2
 
+from tests.api.helpers import introspect, refresh_grant
 from tests.factories import (
     CALLBACK,
     DEFAULT_PASSWORD,
@@ -24,6 +23,7 @@ from tests.factories import (
 )
 from tests.live import free_socket, live_server, live_settings
 from tests.oauth_flow import authorize_params, new_pkce, query_of, sign_in
+from tests.races import jittered, survivors
 
 TRIALS = 30
 AT_ONCE = 6  # trials in flight together: load widens the race window
@@ -56,10 +56,6 @@ async def test_no_exchange_outlives_a_concurrent_logout(
             }
             return await http.post("/oauth2/token", data=form)
 
-        async def jittered(request, spread: float = JITTER) -> httpx2.Response:
-            await asyncio.sleep(random.uniform(0, spread))
-            return await request
-
         async def trial() -> bool:
             """One race; True when the exchange's family outlived the logout."""
             async with httpx2.AsyncClient(base_url=url, timeout=30) as browser:
@@ -76,9 +72,10 @@ async def test_no_exchange_outlives_a_concurrent_logout(
                 code = query_of(answer.headers["location"])["code"]
 
                 exchanged, logout = await asyncio.gather(
-                    jittered(exchange(browser, code, later.verifier)),
+                    jittered(exchange(browser, code, later.verifier), JITTER),
                     jittered(
-                        browser.get("/oauth2/logout", params={"id_token_hint": hint})
+                        browser.get("/oauth2/logout", params={"id_token_hint": hint}),
+                        JITTER,
                     ),
                 )
                 assert logout.status_code == 200, logout.text
@@ -89,29 +86,13 @@ async def test_no_exchange_outlives_a_concurrent_logout(
 
                 # The logout has answered: nothing of the family may live.
                 body = exchanged.json()
-                form = {
-                    "grant_type": "refresh_token",
-                    "refresh_token": body["refresh_token"],
-                    "client_id": app.client_id,
-                }
-                again = await browser.post("/oauth2/token", data=form)
+                again = await refresh_grant(browser, app, body["refresh_token"])
                 assert again.status_code in (200, 400), again.text
-                info = await browser.post(
-                    "/oauth2/introspect",
-                    data={"token": body["access_token"]},
-                    auth=resource_server.basic_auth,
-                )
-                assert info.status_code == 200, info.text
-                return again.status_code == 200 or info.json()["active"]
+                info = await introspect(browser, resource_server, body["access_token"])
+                return again.status_code == 200 or info["active"]
 
-        slots = asyncio.Semaphore(AT_ONCE)
+        alive = await survivors(
+            trial, trials=TRIALS, at_once=AT_ONCE, time_limit=TIME_LIMIT
+        )
 
-        async def bounded() -> bool:
-            async with slots:
-                return await trial()
-
-        async with asyncio.timeout(TIME_LIMIT):
-            outcomes = await asyncio.gather(*(bounded() for _ in range(TRIALS)))
-
-    alive = sum(outcomes)
     assert alive == 0, f"{alive} of {TRIALS} exchanges outlived their logout"
