@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -68,6 +69,15 @@ class AuthServerApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+def freeze_startup_objects() -> None:
+    """Keep what start-up made (modules, models, the app) out of every garbage
+    collection: it lives as long as the process, and the full collections
+    that requests' garbage triggers would otherwise walk all of it again
+    (profiled: about a tenth of a refresh's CPU)."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Also when the app is embedded under someone else's logging set-up: the
@@ -113,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         purger = asyncio.create_task(
             maintenance.run_periodically(state.session_factory, PURGE_INTERVAL_SECONDS)
         )
+        freeze_startup_objects()
         try:
             yield
         finally:

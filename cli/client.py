@@ -150,14 +150,10 @@ def create(
 async def _create(
     data: ClientCreate, public: bool
 ) -> tuple[dict[str, Any], str | None]:
-    from authserver.crud.client import ClientRepository
     from authserver.services.clients import create_client
 
     async with open_unit_of_work() as uow:
-        client, secret = await create_client(
-            data, ClientRepository(uow.session), public=public
-        )
-        await uow.commit()
+        client, secret = await create_client(data, uow, public=public)
         return client_json(client), secret
 
 
@@ -253,13 +249,10 @@ def rotate_secret(client_id: ClientArg, as_json: JsonOpt = False) -> None:
 
 
 async def _rotate(client_id: str) -> str:
-    from authserver.crud.client import ClientRepository
     from authserver.services.clients import rotate_client_secret
 
     async with open_unit_of_work() as uow:
-        secret = await rotate_client_secret(client_id, ClientRepository(uow.session))
-        await uow.commit()
-        return secret
+        return await rotate_client_secret(client_id, uow)
 
 
 @app.command("delete")
@@ -280,13 +273,10 @@ def delete(
 
 
 async def _delete(client_id: str) -> None:
-    from authserver.crud.client import ClientRepository
-    from authserver.services.clients import resolve_client
+    from authserver.services.clients import delete_client
 
     async with open_unit_of_work() as uow:
-        clients = ClientRepository(uow.session)
-        await clients.delete(await resolve_client(client_id, clients))
-        await uow.commit()
+        await delete_client(client_id, uow)
 
 
 def client_json(client: Client) -> dict[str, Any]:

@@ -92,7 +92,6 @@ def revoke(
 
 async def _revoke(user_ref: str, client_id: str | None) -> int:
     from authserver.crud.client import ClientRepository
-    from authserver.crud.consent import ConsentRepository
     from authserver.crud.user import UserRepository
     from authserver.services import consent
     from authserver.services.clients import resolve_client
@@ -104,6 +103,4 @@ async def _revoke(user_ref: str, client_id: str | None) -> int:
         target = None
         if client_id is not None:
             target = await resolve_client(client_id, ClientRepository(session))
-        revoked = await consent.revoke(ConsentRepository(session), owner.id, target)
-        await uow.commit()
-        return revoked
+        return await consent.revoke(uow, owner.id, target)

@@ -428,8 +428,7 @@ def _audit(event: str, **detail: Any) -> None:
 
     async def write() -> None:
         async with open_unit_of_work() as uow:
-            await audit.record(uow.session, event, **detail)
-            await uow.commit()
+            await audit.record_alone(uow, event, **detail)
 
     try:
         asyncio.run(write())

@@ -123,7 +123,7 @@ async def _revoke(session_id: str | None, user_ref: str | None) -> int:
     from authserver.core.exceptions import NotFoundError
     from authserver.crud.login_session import LoginSessionRepository
     from authserver.crud.user import UserRepository
-    from authserver.services.sessions import end, end_for_user
+    from authserver.services.sessions import sign_out, sign_out_everywhere
     from authserver.services.users import resolve_user
 
     now = datetime.now(UTC)
@@ -132,15 +132,12 @@ async def _revoke(session_id: str | None, user_ref: str | None) -> int:
         repo = LoginSessionRepository(session)
         if user_ref is not None:
             owner = await resolve_user(UserRepository(session), user_ref)
-            ended = await end_for_user(repo, owner.id, at=now)
-        else:
-            assert session_id is not None
-            try:
-                login = await repo.get(uuid.UUID(session_id))
-            except ValueError:
-                login = None
-            if login is None or login.ended_at is not None:
-                raise NotFoundError(f"no live session {session_id!r}")
-            ended = int(await end(repo, login, at=now, event="session_revoked"))
-        await uow.commit()
-        return ended
+            return await sign_out_everywhere(uow, owner.id, at=now)
+        assert session_id is not None
+        try:
+            login = await repo.get(uuid.UUID(session_id))
+        except ValueError:
+            login = None
+        if login is None or login.ended_at is not None:
+            raise NotFoundError(f"no live session {session_id!r}")
+        return int(await sign_out(uow, login, at=now, event="session_revoked"))

@@ -107,9 +107,7 @@ async def _check_free(username: str) -> None:
 
 async def _create(data: UserCreate) -> dict[str, Any]:
     async with open_unit_of_work() as uow:
-        user = await user_service(uow).create(data)
-        await uow.commit()
-        return user_json(user)
+        return user_json(await user_service(uow).create(data))
 
 
 @app.command("list")
@@ -290,14 +288,12 @@ def delete(
 async def _apply(
     user_ref: str, action: Action | None
 ) -> tuple[dict[str, Any], int | None]:
-    """Resolve USER, run one service operation, commit once."""
+    """Resolve USER and run one service operation (which commits it)."""
     async with open_unit_of_work() as uow:
         service = user_service(uow)
         user = await service.resolve(user_ref)
         result = await action(service, user) if action else None
-        snapshot = user_json(user)  # every column is loaded, even once deleted
-        await uow.commit()
-        return snapshot, result
+        return user_json(user), result  # every column is loaded, even once deleted
 
 
 def _admin(flag: bool) -> Action:

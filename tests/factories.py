@@ -4,7 +4,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from authserver.crud.client import ClientRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.user import UserRepository
 from authserver.db.session import SessionFactory
@@ -67,9 +66,8 @@ async def make_client(
     )
     async with factory() as session:
         client, secret = await create_client(
-            data, ClientRepository(session), public=public
+            data, UnitOfWork.joining(session), public=public
         )
-        await session.commit()
     return TestClient(client, secret)
 
 
@@ -117,5 +115,5 @@ async def make_user(
 
 
 def user_service(session: Any, hasher: PasswordHasher = TEST_HASHER) -> UserService:
-    """The service over a test's own session (the test commits it)."""
+    """The service over a test's own session (its operations commit it)."""
     return UserService.over(UnitOfWork.joining(session), hasher)

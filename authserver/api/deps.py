@@ -86,7 +86,8 @@ IntrospectionFormDep = Annotated[IntrospectionForm, Depends(get_introspection_fo
 
 
 async def get_token_context(state: StateDep, uow: UnitOfWorkDep) -> TokenContext:
-    return TokenContext.create(uow, state.tokens, state.clock())
+    now = state.clock()
+    return TokenContext.create(uow, state.tokens.for_request(now), now)
 
 
 TokenContextDep = Annotated[TokenContext, Depends(get_token_context)]

@@ -32,7 +32,8 @@ OAUTH_PATHS = ("/oauth2/",)
 async def oauth_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OAuthError)
     annotate_request(error=exc.error)  # for the access-log line and the metrics
-    logger.warning(
+    logger.log(
+        exc.log_level,
         "oauth_error",
         extra={"error": exc.error, "detail": exc.detail, "path": request.url.path},
     )

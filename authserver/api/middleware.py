@@ -47,12 +47,19 @@ class BodySizeLimitMiddleware:
 
 
 def content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+    value = scope_header(scope, b"content-length")
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
+
+
+def scope_header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a header (a lower-case name), as Starlette's
+    `headers.get` reads it, without making a Request."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
     return None
 
 

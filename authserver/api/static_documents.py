@@ -9,9 +9,16 @@ DEBUG, like health probes: machines polling a cacheable document).
 
 from starlette.types import Receive, Scope, Send
 
-from authserver.api.v1.well_known import discovery_headers, jwks_answer
+from authserver.api.middleware import scope_header
+from authserver.api.v1.well_known import (
+    JWKS_TYPE,
+    discovery_headers,
+    etag_matches,
+    jwks_headers,
+    jwks_unavailable,
+)
 from authserver.core.config import Settings
-from authserver.services.keystore import SigningKeyStore
+from authserver.services.keystore import KeyStoreError, KeyView, SigningKeyStore
 
 JWKS_PATH = "/.well-known/jwks.json"
 DISCOVERY_PATHS = (
@@ -22,15 +29,22 @@ PATHS = frozenset({JWKS_PATH, *DISCOVERY_PATHS})
 # RFC 9110 §9.3.2: HEAD is GET without the body (caches and probes use it).
 READ_METHODS = frozenset({"GET", "HEAD"})
 
+RawHeaders = list[tuple[bytes, bytes]]
+
 
 class StaticDocuments:
+    """The answers are encoded once: the discovery document at start, the
+    JWKS whenever the key store's view changes (a rotation or a key's state
+    turning), so a request only picks the bytes to send."""
+
     def __init__(
         self, keystore: SigningKeyStore, settings: Settings, discovery_json: bytes
     ) -> None:
         self.keystore = keystore
         self.settings = settings
         self.discovery_json = discovery_json
-        self.discovery_headers = discovery_headers(settings)  # fixed until restart
+        self.discovery_headers = _raw(discovery_headers(settings), discovery_json)
+        self._jwks: tuple[KeyView, RawHeaders, RawHeaders] | None = None
 
     @staticmethod
     def route(scope: Scope) -> str | None:
@@ -40,25 +54,38 @@ class StaticDocuments:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"]
-        if path == JWKS_PATH:
-            status, headers, body = jwks_answer(
-                self.keystore, self.settings, _header(scope, b"if-none-match")
+        if scope["path"] == JWKS_PATH:
+            status, headers, body = self._jwks_answer(
+                scope_header(scope, b"if-none-match")
             )
         else:
-            status, headers = 200, self.discovery_headers
-            body = self.discovery_json
-        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        raw.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": raw})
+            status, headers, body = 200, self.discovery_headers, self.discovery_json
+        await send(
+            {"type": "http.response.start", "status": status, "headers": headers}
+        )
         # HEAD: the GET's headers, Content-Length included, and no body.
         if scope["method"] == "HEAD":
             body = b""
         await send({"type": "http.response.body", "body": body})
 
+    def _jwks_answer(self, if_none_match: str | None) -> tuple[int, RawHeaders, bytes]:
+        """The same answers as well_known.jwks_answer, from the encoded cache."""
+        try:
+            view = self.keystore.view()
+        except KeyStoreError as exc:
+            status, headers, body = jwks_unavailable(exc)
+            return status, _raw(headers, body), body
+        cached = self._jwks
+        if cached is None or cached[0] is not view:
+            shared = jwks_headers(view, self.settings)
+            ok = _raw({**shared, "Content-Type": JWKS_TYPE}, view.jwks_json)
+            cached = self._jwks = (view, ok, _raw(shared, b""))
+        if etag_matches(if_none_match, view.etag):
+            return 304, cached[2], b""
+        return 200, cached[1], view.jwks_json
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+
+def _raw(headers: dict[str, str], body: bytes) -> RawHeaders:
+    raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    raw.append((b"content-length", str(len(body)).encode()))
+    return raw

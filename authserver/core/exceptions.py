@@ -1,5 +1,6 @@
 """One exception hierarchy for every protocol and domain failure."""
 
+import logging
 from typing import ClassVar
 
 REALM = "authserver"
@@ -15,6 +16,8 @@ class OAuthError(AuthServerError):
 
     error: ClassVar[str] = "server_error"
     status_code: ClassVar[int] = 500
+    # How loudly the error renderer logs it: a client's mistake is a warning.
+    log_level: ClassVar[int] = logging.WARNING
 
     def __init__(
         self, description: str | None = None, *, detail: str | None = None
@@ -132,6 +135,17 @@ class TemporarilyUnavailableError(OAuthError):
 
 class DatabaseUnavailableError(TemporarilyUnavailableError):
     """The database cannot be reached, or its circuit breaker is open."""
+
+
+class KeyStoreUnavailableError(TemporarilyUnavailableError):
+    """The signing keys cannot be read (a damaged or unreadable key store).
+
+    Unlike an outage it does not pass by itself: an operator repairs the
+    store, so it is logged as an error. `detail` names the key and the file or
+    row at fault, never key material or a passphrase.
+    """
+
+    log_level = logging.ERROR
 
 
 class BearerError(OAuthError):

@@ -1,9 +1,12 @@
 """The unit of work: the one owner of a session's transaction.
 
-Services commit, roll back and pick autocommit through it; repositories only
-run statements in the session it hands them, and routes, grants and CLI
-commands never end a transaction themselves (tests/unit/test_layering.py
-holds everyone to that).
+Only services (the grants among them) tell it to commit, roll back, switch to
+autocommit or begin a new transaction: the service call that finishes a piece
+of work commits it, and a step such as a successful sign-in leaves its writes
+to the call that finishes. Routes and CLI commands open a unit of work and use
+its session through services and repositories, but never end its transaction
+themselves. Repositories only run statements in the session it hands them.
+tests/unit/test_layering.py holds everyone to that.
 
 The session opens on first use: a client_credentials grant for a cached
 client needs no database at all. Leaving the `async with` block returns the
@@ -53,8 +56,14 @@ class UnitOfWork:
     async def commit(self) -> None:
         """Store what the transaction wrote (and, on SQLite, release the one
         write lock: end a read transaction this way before slow work)."""
-        if self._session is not None:
-            await self._session.commit()
+        session = self._session
+        # A session that began nothing and holds nothing to flush has nothing
+        # to commit: a refresh whose rotation went out in a shared statement
+        # (db.rotation_batcher) skips the empty round of SQLAlchemy's commit.
+        if session is not None and (
+            session.in_transaction() or session.new or session.dirty or session.deleted
+        ):
+            await session.commit()
 
     async def rollback(self) -> None:
         """Drop what the transaction wrote; loaded objects expire."""

@@ -1,7 +1,9 @@
 """Security events: one row in the audit table and one log line each.
 
 The row joins the caller's transaction, so an event is stored exactly when the
-change it describes is (callers that raise after a failure commit first).
+change it describes is (callers that raise after a failure commit first). A
+change stored elsewhere (a signing key) gets its record in a transaction of
+its own.
 """
 
 import logging
@@ -11,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authserver.core.context import current_request
 from authserver.crud.audit import AuditRepository
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models.audit import AuditEvent
 
 logger = logging.getLogger("authserver.audit")
@@ -52,6 +55,13 @@ async def record(
             **detail,
         },
     )
+
+
+async def record_alone(uow: UnitOfWork, event: str, **detail: Any) -> None:
+    """Record an event in a transaction of its own (committed): for a change
+    stored outside this transaction, such as a signing key in its key store."""
+    await record(uow.session, event, **detail)
+    await uow.commit()
 
 
 async def login_failed(

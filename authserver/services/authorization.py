@@ -1,7 +1,8 @@
 """The authorization endpoint's flow (RFC 6749 §4.1, OIDC Core §3.1.2):
 decide whether the user must sign in or consent, keep the pending request
 meanwhile, and issue the code. Free of HTTP: the routes turn outcomes into
-responses.
+responses. Each step that writes ends its transaction: it commits what it
+decided, and an error shown as a page leaves nothing of it.
 """
 
 import uuid
@@ -28,6 +29,7 @@ from authserver.crud.authorization import (
 )
 from authserver.crud.client import ClientRepository
 from authserver.crud.consent import ConsentRepository
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import (
     AuthorizationCode,
     AuthorizationRequest,
@@ -38,6 +40,7 @@ from authserver.models import (
 from authserver.services import consent
 from authserver.services.authorization_request import (
     AuthorizationParams,
+    RedirectError,
     redirect_url,
 )
 from authserver.services.grants.common import scopes_for_user
@@ -70,27 +73,42 @@ Outcome = Redirect | Interaction
 class AuthorizationService:
     """One authorization step per call, in the caller's unit of work."""
 
-    session: AsyncSession
+    uow: UnitOfWork
     issuer: str
     code_ttl: timedelta
     request_ttl: timedelta
     now: datetime
 
+    @property
+    def session(self) -> AsyncSession:
+        return self.uow.session
+
     async def begin(
         self, params: AuthorizationParams, login: tuple[LoginSession, User] | None
     ) -> Outcome:
-        """What a fresh /authorize request leads to."""
+        """What a fresh /authorize request leads to (committed)."""
         if login is None or self._must_sign_in_again(params, login[0]):
             if "none" in params.prompt:
                 raise params.fail(LoginRequiredError("the user is not signed in"))
-            return await self._pending(params, "login", session_id=None)
-        return await self._continue(params, *login, asked_consent=False)
+            outcome: Outcome = await self._pending(params, "login", session_id=None)
+        else:
+            outcome = await self._continue(params, *login, asked_consent=False)
+        await self.uow.commit()
+        return outcome
 
     async def after_login(
         self, request: AuthorizationRequest, login: LoginSession, user: User
     ) -> Outcome:
+        """Where the pending request goes now that the user signed in as `login`;
+        commits the sign-in (begun in this transaction) with the outcome."""
         params = await self._finish(request)
-        return await self._continue(params, login, user, asked_consent=False)
+        try:
+            outcome = await self._continue(params, login, user, asked_consent=False)
+        except RedirectError:
+            await self.uow.commit()  # the session stays: the user did sign in
+            raise
+        await self.uow.commit()
+        return outcome
 
     async def after_consent(
         self,
@@ -100,20 +118,27 @@ class AuthorizationService:
         *,
         allow: bool,
     ) -> Outcome:
+        """Where the pending request goes on the user's answer (committed)."""
         if request.session_id != login.id:
             raise InvalidRequestError(EXPIRED, detail="consent from another session")
         params = await self._finish(request)
-        if not allow:
-            raise params.fail(AccessDeniedError("the user declined"))
-        scopes = self._user_scopes(params, user)
-        await consent.grant(
-            ConsentRepository(self.session),
-            user.id,
-            params.client,
-            scopes,
-            now=self.now,
-        )
-        return await self._continue(params, login, user, asked_consent=True)
+        try:
+            if not allow:
+                raise params.fail(AccessDeniedError("the user declined"))
+            scopes = self._user_scopes(params, user)
+            await consent.grant(
+                ConsentRepository(self.session),
+                user.id,
+                params.client,
+                scopes,
+                now=self.now,
+            )
+            outcome = await self._continue(params, login, user, asked_consent=True)
+        except RedirectError:
+            await self.uow.commit()  # the pending request is used up either way
+            raise
+        await self.uow.commit()
+        return outcome
 
     async def pending(self, request_id: str | None) -> AuthorizationRequest:
         """A live pending request by id, or an error page."""
@@ -141,10 +166,10 @@ class AuthorizationService:
             )
 
     async def renew_csrf(self, request: AuthorizationRequest) -> str:
-        """A fresh token for a page shown again (only the hash is kept)."""
+        """A fresh token for a page shown again (only the hash is kept; committed)."""
         token = new_opaque_token()
         request.csrf_hash = opaque_token_hash(token)
-        await self.session.flush()
+        await self.uow.commit()
         return token
 
     async def params_of(self, request: AuthorizationRequest) -> AuthorizationParams:

@@ -19,6 +19,7 @@ from authserver.core.security import (
     verify_client_secret,
 )
 from authserver.crud.client import ClientRepository
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import Client
 from authserver.schemas.client import CLIENT_ID_PATTERN, ClientCreate
 from authserver.services import audit
@@ -126,20 +127,25 @@ async def _authenticate(
 
 
 async def create_client(
-    data: ClientCreate, clients: ClientRepository, *, public: bool
+    data: ClientCreate, uow: UnitOfWork, *, public: bool
 ) -> tuple[Client, str | None]:
-    """Register a client; return it and its secret (None for a public client)."""
+    """Register a client (committed); return it and its secret (None for a
+    public client)."""
+    clients = ClientRepository(uow.session)
     if public and CONFIDENTIAL_ONLY_GRANTS & set(data.grant_types):
         raise InvalidValueError("a public client cannot use client_credentials")
     secret = None if public else generate_client_secret()
     secret_hash = hash_client_secret(secret) if secret else None
     client = await clients.add(data, secret_hash=secret_hash)
     await audit.record(clients.session, "client_created", client_id=client.client_id)
+    await uow.commit()
     return client, secret
 
 
-async def rotate_client_secret(client_id: str, clients: ClientRepository) -> str:
-    """Give a confidential client a new secret; the old one stops working."""
+async def rotate_client_secret(client_id: str, uow: UnitOfWork) -> str:
+    """Give a confidential client a new secret (committed); the old one stops
+    working."""
+    clients = ClientRepository(uow.session)
     client = await clients.get_by_client_id(client_id)
     if client is None:
         raise NotFoundError(f"no client {client_id!r}")
@@ -150,7 +156,15 @@ async def rotate_client_secret(client_id: str, clients: ClientRepository) -> str
     await audit.record(
         clients.session, "client_secret_rotated", client_id=client.client_id
     )
+    await uow.commit()
     return secret
+
+
+async def delete_client(client_id: str, uow: UnitOfWork) -> None:
+    """Delete a client (committed); its refresh tokens go with it."""
+    clients = ClientRepository(uow.session)
+    await clients.delete(await resolve_client(client_id, clients))
+    await uow.commit()
 
 
 async def resolve_client(client_id: str, clients: ClientRepository) -> Client:

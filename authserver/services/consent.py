@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 from authserver.crud.consent import ConsentRepository
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import Client, Consent
 from authserver.services import audit
 
@@ -49,10 +50,9 @@ async def grant(
     )
 
 
-async def revoke(
-    repo: ConsentRepository, user_id: uuid.UUID, client: Client | None
-) -> int:
-    """Forget the user's consent to `client` (every client when None)."""
+async def revoke(uow: UnitOfWork, user_id: uuid.UUID, client: Client | None) -> int:
+    """Forget the user's consent to `client` (every client when None); committed."""
+    repo = ConsentRepository(uow.session)
     deleted = await repo.delete(user_id, client.id if client else None)
     await audit.record(
         repo.session,
@@ -61,4 +61,5 @@ async def revoke(
         client_id=client.client_id if client else None,
         revoked=deleted,
     )
+    await uow.commit()
     return deleted

@@ -31,7 +31,8 @@ async def sign_in(
     """The user whose password this is, or InvalidGrantError with one message
     for every cause (unknown, wrong, locked, disabled). A failure is audited
     and committed before the error is raised; a success is audited and a
-    stronger hash stored in the caller's transaction, which it commits."""
+    stronger hash stored in the open transaction, which the step that finishes
+    the sign-in commits (the grant's tokens, the login page's after_login)."""
     users = UserRepository(uow.session)
     user = await users.get_by_username(username)
     # Counts the attempt and ends the transaction before the slow hash.

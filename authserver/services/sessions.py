@@ -21,6 +21,7 @@ from authserver.core.security import new_opaque_token, opaque_token_hash
 from authserver.crud.login_session import LoginSessionRepository
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.user import UserRepository
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import LoginSession, User
 from authserver.services import audit
 
@@ -102,29 +103,40 @@ async def end(
     return ended
 
 
-async def end_for_user(
-    repo: LoginSessionRepository, user_id: uuid.UUID, *, at: datetime
+async def list_live(
+    repo: LoginSessionRepository, *, now: datetime, user_id: uuid.UUID | None = None
+) -> Sequence[LoginSession]:
+    return await repo.list(now=now, user_id=user_id)
+
+
+async def sign_out(
+    uow: UnitOfWork, login: LoginSession, *, at: datetime, event: str
+) -> bool:
+    """End one session, as `end` does, and commit; False if it had already ended."""
+    ended = await end(LoginSessionRepository(uow.session), login, at=at, event=event)
+    await uow.commit()
+    return ended
+
+
+async def sign_out_everywhere(
+    uow: UnitOfWork, user_id: uuid.UUID, *, at: datetime
 ) -> int:
-    """End every session of the user and revoke every family a session of
-    theirs made, expired ones' included (not committed); returns how many
-    sessions ended."""
-    ended = await repo.end_for_user(user_id, at=at)
-    tokens = RefreshTokenRepository(repo.session)
-    revoked = await tokens.revoke_browser_sign_ins(user_id, at=at)
+    """End every live session of a user (an admin's revocation), revoke every
+    family a session of theirs made, expired ones' included, and commit;
+    returns how many sessions ended."""
+    ended = await LoginSessionRepository(uow.session).end_for_user(user_id, at=at)
+    revoked = await RefreshTokenRepository(uow.session).revoke_browser_sign_ins(
+        user_id, at=at
+    )
     await audit.record(
-        repo.session,
+        uow.session,
         "sessions_revoked",
         subject=str(user_id),
         revoked=ended,
         refresh_tokens_revoked=revoked,
     )
+    await uow.commit()
     return ended
-
-
-async def list_live(
-    repo: LoginSessionRepository, *, now: datetime, user_id: uuid.UUID | None = None
-) -> Sequence[LoginSession]:
-    return await repo.list(now=now, user_id=user_id)
 
 
 def logout_csrf(cookie_token: str) -> str:

@@ -85,7 +85,7 @@ def access_claims(
     """
     return verify_jwt(
         token,
-        ctx.tokens.keystore.view(ctx.now).verify_keys,
+        ctx.tokens.keys(ctx.now).verify_keys,
         typ=ACCESS_TOKEN_TYP,
         issuer=ctx.tokens.issuer,
         audience=audience,

@@ -2,12 +2,15 @@
 tokens, signed with RS256 and verifiable through the JWKS (refresh tokens may
 carry an HS256 MAC instead: AUTH_REFRESH_TOKEN_ALG)."""
 
+import copy
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from authserver.core.config import Settings
+from authserver.core.exceptions import KeyStoreUnavailableError
 from authserver.core.security import (
     ACCESS_TOKEN_TYP,
     ID_TOKEN_TYP,
@@ -16,7 +19,7 @@ from authserver.core.security import (
     sign_jwt,
     verify_jwt,
 )
-from authserver.services.keystore import SigningKeyStore
+from authserver.services.keystore import KeyStoreError, KeyView, SigningKeyStore
 
 # Beyond the registered claims: what a refresh rotates from (see mint_refresh).
 REFRESH_CLAIMS = ("client_id", "scope", "sid", "auth_time", "family_exp")
@@ -41,6 +44,33 @@ class TokenService:
         # Refresh tokens are only ever presented back to our token endpoint.
         self.refresh_audience = f"{settings.issuer}/oauth2/token"
         self.refresh_alg = settings.refresh_token_alg
+        # A repaired store is seen at its next check, not sooner.
+        self.retry_after = max(1, math.ceil(settings.keystore_check_interval))
+        self._pinned: KeyView | None = None
+
+    def for_request(self, now: datetime) -> "TokenService":
+        """This service with the keys of `now` read once, for one request
+        (whose `now` is fixed).
+
+        A broken store refuses the request before it has done anything, and a
+        store that breaks while it runs cannot stop it halfway (a login
+        counted against the password lock whose tokens then fail to sign).
+        """
+        pinned = copy.copy(self)
+        pinned._pinned = self.keys(now)
+        return pinned
+
+    def keys(self, now: datetime) -> KeyView:
+        """The keys to sign and verify with; KeyStoreUnavailableError (503) when
+        the store cannot be read: the server's fault, not the client's token."""
+        if self._pinned is not None:
+            return self._pinned
+        try:
+            return self.keystore.view(now)
+        except KeyStoreError as exc:
+            raise KeyStoreUnavailableError(
+                detail=str(exc), retry_after=self.retry_after
+            ) from None
 
     def mint_access(
         self,
@@ -106,7 +136,7 @@ class TokenService:
             # The browser session the family came from: the `sid` of the ID
             # tokens a refresh mints (the refresh token's own `sid` is the family).
             claims[LOGIN_SESSION_CLAIM] = login_session_id
-        view = self.keystore.view(now)
+        view = self.keys(now)
         key = view.refresh_key if self.refresh_alg == REFRESH_MAC_ALG else None
         token = sign_jwt(
             key or view.signing_key, claims, typ=REFRESH_TOKEN_TYP, alg=self.refresh_alg
@@ -145,7 +175,7 @@ class TokenService:
         §2: the hint may have expired); raises TokenError otherwise."""
         return verify_jwt(
             token,
-            self.keystore.view(now).verify_keys,
+            self.keys(now).verify_keys,
             typ=ID_TOKEN_TYP.lower(),
             issuer=self.issuer,
             audience=None,
@@ -155,7 +185,7 @@ class TokenService:
 
     def verify_refresh(self, token: str, *, now: datetime) -> dict[str, Any]:
         """Claims of a valid refresh JWT; raises TokenError otherwise."""
-        view = self.keystore.view(now)
+        view = self.keys(now)
         mac = self.refresh_alg == REFRESH_MAC_ALG
         return verify_jwt(
             token,
@@ -174,7 +204,7 @@ class TokenService:
         """Claims of a valid access JWT for `audience`; raises TokenError otherwise."""
         return verify_jwt(
             token,
-            self.keystore.view(now).verify_keys,
+            self.keys(now).verify_keys,
             typ=ACCESS_TOKEN_TYP,
             issuer=self.issuer,
             audience=audience or self.default_audience,
@@ -189,7 +219,7 @@ class TokenService:
         expires_at: datetime,
         now: datetime,
     ) -> MintedToken:
-        key = self.keystore.view(now).signing_key
+        key = self.keys(now).signing_key
         return MintedToken(sign_jwt(key, claims, typ=typ), jti, expires_at)
 
 

@@ -1,11 +1,12 @@
 """User operations shared by the API and authctl; each rule lives here once.
 
 Disabling, deleting or re-passwording a user revokes their refresh tokens and
-ends their browser sessions in the same transaction. Callers commit the unit of
-work once, with two exceptions:
-bcrypt never runs inside a transaction, so an operation that hashes or checks
-a password first ends the one open (committing what it wrote); and a refused
-password is stored before the error is raised.
+ends their browser sessions in the same transaction. Each operation of
+UserService ends its transaction itself, through the unit of work: it commits
+what it wrote once it is all written, and an error leaves nothing of it. Two
+commits come earlier: bcrypt never runs inside a transaction, so an operation
+that hashes or checks a password first ends the one open (committing what it
+wrote); and a refused password is stored before the error is raised.
 """
 
 import uuid
@@ -25,7 +26,7 @@ from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.user import USERNAME_OR_EMAIL_TAKEN, UserRepository
 from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import User
-from authserver.schemas.account import PasswordChange, PasswordSet
+from authserver.schemas.account import PasswordChange, PasswordSet, UserUpdate
 from authserver.schemas.user import UserCreate
 from authserver.services import audit
 from authserver.services.passwords import PasswordHasher
@@ -125,7 +126,8 @@ class UserService:
         return await resolve_user(self.users, ref)
 
     async def create(self, data: UserCreate) -> User:
-        """Add a user; AlreadyExistsError if the username or email is taken.
+        """Add a user (committed); AlreadyExistsError if the username or email is
+        taken.
 
         Both are checked by one query before the slow hash; the error names the
         one taken for an admin's terminal, its public words (what the HTTP API
@@ -140,19 +142,25 @@ class UserService:
         password_hash = await self._hash(data.password)
         user = await self.users.add(data, password_hash=password_hash)
         await audit.record(self.users.session, "user_created", subject=str(user.id))
+        await self._commit()
         return user
 
     async def set_password(self, user: User, new: PasswordSet) -> int:
         """Replace the password; every refresh token of the user dies. Returns count."""
         password_hash = await self._hash(new.password)
-        return await self._store_password(user, password_hash, replacing=None)
+        revoked = await self._store_password(user, password_hash, replacing=None)
+        await self._commit()
+        return revoked
+
+    async def _commit(self) -> None:
+        assert self.uow is not None  # set by __post_init__
+        await self.uow.commit()
 
     async def _hash(self, password: str) -> str:
         """Hash with no transaction open: on SQLite one holds the only write
         lock, on PostgreSQL a pooled connection, and a hash takes a few hundred
         milliseconds (longer while it waits its turn behind a login storm)."""
-        assert self.uow is not None  # set by __post_init__
-        await self.uow.commit()
+        await self._commit()
         return await self.hasher.hash(password)
 
     async def _store_password(
@@ -178,8 +186,31 @@ class UserService:
         )
         return revoked
 
+    async def set_email(self, user: User, email: str | None) -> None:
+        """Change the email (unverified again); AlreadyExistsError if taken."""
+        await self.users.set_email(user, email)
+        await self._commit()
+
+    async def update(self, user: User, changes: UserUpdate) -> None:
+        """An admin's changes: the fields present, together in one transaction.
+
+        Setting a flag to the value it has is no change, and no audit record.
+        """
+        if "email" in changes.model_fields_set:
+            await self.users.set_email(user, changes.email)
+        if changes.is_active is not None and changes.is_active != user.is_active:
+            await self._set_active(user, changes.is_active)
+        if changes.is_admin is not None and changes.is_admin != user.is_admin:
+            await self._set_admin(user, changes.is_admin)
+        await self._commit()
+
     async def set_active(self, user: User, active: bool) -> int:
         """Enable or disable; disabling revokes every refresh token. Returns count."""
+        revoked = await self._set_active(user, active)
+        await self._commit()
+        return revoked
+
+    async def _set_active(self, user: User, active: bool) -> int:
         user.is_active = active
         await self.users.session.flush()
         revoked = 0
@@ -194,6 +225,10 @@ class UserService:
         return revoked
 
     async def set_admin(self, user: User, admin: bool) -> None:
+        await self._set_admin(user, admin)
+        await self._commit()
+
+    async def _set_admin(self, user: User, admin: bool) -> None:
         user.is_admin = admin
         await self.users.session.flush()
         await audit.record(
@@ -208,6 +243,7 @@ class UserService:
         subject = str(user.id)
         await self.users.delete(user)
         await audit.record(self.users.session, "user_deleted", subject=subject)
+        await self._commit()
 
     async def _revoke_everything(self, user: User, *, at: datetime) -> int:
         """End the user's sessions and revoke their refresh tokens; returns the
@@ -219,6 +255,7 @@ class UserService:
         """Clear the brute-force lock and the failure count."""
         await self.users.clear_failed_logins(user)
         await audit.record(self.users.session, "user_unlocked", subject=str(user.id))
+        await self._commit()
 
     async def change_password(
         self,
@@ -249,7 +286,11 @@ class UserService:
         # replaces only the hash just checked, should another change race this.
         checked_hash = user.password_hash
         password_hash = await self._hash(change.new_password)
-        return await self._store_password(user, password_hash, replacing=checked_hash)
+        revoked = await self._store_password(
+            user, password_hash, replacing=checked_hash
+        )
+        await self._commit()
+        return revoked
 
     async def _refuse_current_password(
         self, user: User, reason: Refusal, client_id: str | None
@@ -264,8 +305,7 @@ class UserService:
         )
         # Commit before raising: the error ends the request's unit of work, and
         # the audit row must outlive it (the failure is counted already).
-        assert self.uow is not None  # set by __post_init__
-        await self.uow.commit()
+        await self._commit()
         # Locked reads the same as wrong, as at the token endpoint: the answer
         # must not tell a guesser that the lock has started.
         raise InvalidValueError(

@@ -14,12 +14,12 @@ from sqlalchemy import delete
 from typer.testing import CliRunner
 
 from authserver.core.config import Settings, get_settings
-from authserver.crud.client import ClientRepository
 from authserver.db.session import (
     SessionFactory,
     create_engine,
     create_session_factory,
 )
+from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import Client, RefreshToken, User
 from authserver.services.clients import rotate_client_secret
 from tests import factories
@@ -376,6 +376,4 @@ async def retry_blob(session_factory: SessionFactory, login: dict[str, Any]) -> 
 async def rotate_secret(session_factory: SessionFactory, client_id: str) -> str:
     """What `authctl client rotate-secret` does, through the same service."""
     async with session_factory() as session:
-        secret = await rotate_client_secret(client_id, ClientRepository(session))
-        await session.commit()
-    return secret
+        return await rotate_client_secret(client_id, UnitOfWork.joining(session))

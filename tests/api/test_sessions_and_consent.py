@@ -144,6 +144,35 @@ async def test_denied_consent_is_access_denied(api, session_factory):
     assert "code" not in query
 
 
+async def test_a_denied_consent_cannot_be_answered_again(api, session_factory):
+    _, _, page, _ = await consent_page(api, session_factory)
+    denied = await decide(api, page, "deny")
+    assert query_of(denied.headers["location"])["error"] == "access_denied"
+    # The answer used the pending request up, though it ended in an error.
+    replay = await decide(api, page, "allow")
+    assert replay.status_code == 400
+    assert "location" not in replay.headers
+    assert "expired" in replay.text
+
+
+async def test_a_sign_in_stays_when_the_request_fails_back(api, session_factory):
+    """Right password, but a scope this user may not hold: the client gets the
+    error, and the browser is signed in all the same."""
+    client = await make_code_client(
+        session_factory, scopes=("openid", "profile", "admin")
+    )
+    user = await make_user(session_factory)
+    params = authorize_params(
+        client.client_id, CALLBACK, new_pkce(), scope="openid admin"
+    )
+    failed = await sign_in(api, params, user.username, DEFAULT_PASSWORD)
+    assert failed.status_code == 303
+    assert query_of(failed.headers["location"])["error"] == "invalid_scope"
+    again = authorize_params(client.client_id, CALLBACK, new_pkce(), prompt="none")
+    answer = await api.get(AUTHORIZE, params=again)
+    assert "code" in query_of(answer.headers["location"])
+
+
 async def test_consent_needs_the_page_token_and_the_session(api, session_factory):
     _, _, page, _ = await consent_page(api, session_factory)
     fields = hidden_fields(page.text)

@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from authserver.api.pipeline import Dispatcher, build_pipeline
 from authserver.api.state import app_state
@@ -80,16 +81,22 @@ async def routed(app: FastAPI, clean_db: None) -> AsyncIterator[httpx2.AsyncClie
 
 @pytest.fixture
 def served_by(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Which way each token request reached TokenEndpoint.respond: "fast" or
-    "router" (the router puts the matched route in the scope)."""
-    original = TokenEndpoint.respond
+    """Which way each token request reached TokenEndpoint: "fast" (the
+    dispatcher calls the endpoint as an ASGI app) or "router" (the FastAPI
+    route calls `respond`)."""
+    fast, routed = TokenEndpoint.__call__, TokenEndpoint.respond
     ways: list[str] = []
 
-    async def spy(self: TokenEndpoint, request: Request) -> Response:
-        ways.append("router" if "route" in request.scope else "fast")
-        return await original(self, request)
+    async def fast_spy(self: TokenEndpoint, scope: Scope, *args: Any) -> None:
+        ways.append("fast")
+        await fast(self, scope, *args)
 
-    monkeypatch.setattr(TokenEndpoint, "respond", spy)
+    async def router_spy(self: TokenEndpoint, request: Request) -> Response:
+        ways.append("router")
+        return await routed(self, request)
+
+    monkeypatch.setattr(TokenEndpoint, "__call__", fast_spy)
+    monkeypatch.setattr(TokenEndpoint, "respond", router_spy)
     return ways
 
 

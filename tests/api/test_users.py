@@ -96,6 +96,7 @@ async def test_update_my_email(api, session_factory):
     assert changed.json()["email_verified"] is False
     assert removed.json()["email"] is None
     assert untouched.status_code == 200
+    assert untouched.json()["email"] is None  # read back: the removal was stored
 
 
 async def test_my_email_taken_is_409(api, session_factory):

@@ -4,7 +4,7 @@ committed, and the end of a transaction a failed statement left unusable."""
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from authserver.core.exceptions import AlreadyExistsError
 from authserver.crud.client import ClientRepository
@@ -76,3 +76,27 @@ async def test_a_conflict_ends_the_transaction_with_the_block(session_factory):
     async with session_factory() as session:
         stmt = select(func.count()).where(Client.client_id == client_id)
         assert (await session.execute(stmt)).scalar_one() == 1
+
+
+async def test_an_object_added_but_not_flushed_is_committed(session_factory):
+    # session.add() begins no transaction: the commit must flush it anyway.
+    marker = uuid.uuid4().hex
+    async with UnitOfWork(session_factory) as uow:
+        uow.session.add(AuditEvent(event="probe", subject=marker))
+        await uow.commit()
+
+    assert await _count(session_factory, marker) == 1
+
+
+async def test_a_commit_of_a_session_that_began_nothing_begins_nothing(
+    session_factory,
+):
+    commits: list[object] = []
+    async with UnitOfWork(session_factory) as uow:
+        session = uow.session  # opened, as a repository's first use does
+        event.listen(session.sync_session, "after_commit", commits.append)
+        await uow.commit()
+        assert commits == []  # no empty transaction went round
+        await audit.record(session, "probe", subject=uuid.uuid4().hex)
+        await uow.commit()
+        assert len(commits) == 1

@@ -25,7 +25,12 @@ from tests.factories import DEFAULT_PASSWORD, make_client, make_user
 from tests.live import free_socket, live_server, live_settings
 from tests.proxy import TcpProxy
 
-pytestmark = pytest.mark.postgres
+# The connection path to cut is PostgreSQL's TCP socket: SQLite has none.
+pytestmark = pytest.mark.parametrize(
+    "database_url",
+    [pytest.param("postgres", marks=pytest.mark.postgres)],
+    indirect=True,
+)
 
 ROTATORS = 6  # each keeps rotating its own refresh-token chain
 LOGGERS = 2  # each keeps logging in (a new family per login)
@@ -138,8 +143,6 @@ async def probe(http: httpx2.AsyncClient, run: Run) -> None:
 async def test_postgres_outage_under_load(
     database_url: str, tmp_path, session_factory: SessionFactory, clean_db: None
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the connection path to cut is PostgreSQL's TCP socket")
     target = make_url(database_url)
     proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
     await proxy.start()

@@ -1,6 +1,6 @@
-"""The architecture's two load-bearing rules, read from the source itself:
-imports point down the layers, and nothing but the unit of work ends,
-undoes or re-isolates a transaction."""
+"""The architecture's load-bearing rules, read from the source itself:
+imports point down the layers, nothing but the unit of work ends, undoes or
+re-isolates a transaction, and nothing but a service tells it to."""
 
 import ast
 from collections.abc import Iterator
@@ -34,6 +34,9 @@ OWN_CONNECTIONS = {
 }
 ENDING_CALLS = {"commit", "rollback"}
 SESSION_CALLS = {"close", "begin", "begin_nested"}
+# What ends or re-isolates a unit of work's transaction: a service's decision.
+SERVICES = ROOT / "authserver" / "services"
+UNIT_OF_WORK_CALLS = {"commit", "rollback", "autocommit", "new_transaction"}
 
 
 def _layer(path: Path) -> str | None:
@@ -93,6 +96,23 @@ def _transaction_control(tree: ast.AST) -> Iterator[tuple[int, str]]:
             yield node.lineno, ".isolation_level"
 
 
+def _unit_of_work_control(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """Calls that end or re-isolate a unit of work's transaction: `uow.commit()`,
+    `ctx.uow.autocommit()` (the unit of work is called `uow` everywhere)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            method, receiver = node.func.attr, _receiver(node.func.value)
+            if method in UNIT_OF_WORK_CALLS and receiver == "uow":
+                yield node.lineno, f"{receiver}.{method}()"
+
+
+def _misplaced_unit_of_work_calls(path: Path, tree: ast.AST) -> list[tuple[int, str]]:
+    """What `path` tells a unit of work that only a service may tell it."""
+    if path.is_relative_to(SERVICES) or path in OWN_CONNECTIONS:
+        return []
+    return sorted(_unit_of_work_control(tree))
+
+
 def _parse(path: Path) -> ast.AST:
     return ast.parse(path.read_text(), filename=str(path))
 
@@ -118,6 +138,15 @@ def test_nothing_but_the_unit_of_work_ends_a_transaction() -> None:
     assert found == {}
 
 
+def test_only_services_end_a_unit_of_work() -> None:
+    found = {
+        str(path.relative_to(ROOT)): hits
+        for path in SOURCES
+        if (hits := _misplaced_unit_of_work_calls(path, _parse(path)))
+    }
+    assert found == {}
+
+
 def test_the_rule_catches_what_it_forbids() -> None:
     forbidden = ast.parse(
         "async def f(session, uow):\n"
@@ -128,6 +157,9 @@ def test_the_rule_catches_what_it_forbids() -> None:
         "    await use_autocommit(session)\n"
         "    await uow.commit()\n"
         "    await ctx.uow.autocommit()\n"
+        "    await self.uow.rollback()\n"
+        "    await uow.new_transaction()\n"
+        "    await uow.session.flush()\n"
     )
     hits = [what for _, what in _transaction_control(forbidden)]
     assert hits.count("session.commit()") == 1
@@ -136,3 +168,16 @@ def test_the_rule_catches_what_it_forbids() -> None:
     assert "'isolation_level'" in hits
     assert "use_autocommit()" in hits
     assert not [hit for hit in hits if hit.startswith("uow.")]
+    # Telling the unit of work is a service's part: a route or a command that
+    # does it is caught, a service is not.
+    route = ROOT / "authserver" / "api" / "v1" / "users.py"
+    command = ROOT / "cli" / "user.py"
+    told = [what for _, what in _misplaced_unit_of_work_calls(route, forbidden)]
+    assert told == [
+        "uow.commit()",
+        "uow.autocommit()",
+        "uow.rollback()",
+        "uow.new_transaction()",
+    ]
+    assert _misplaced_unit_of_work_calls(command, forbidden) != []
+    assert _misplaced_unit_of_work_calls(SERVICES / "users.py", forbidden) == []

@@ -49,7 +49,7 @@ MISSING_CREDENTIALS = "Enter your username and password."
 async def _service(uow: UnitOfWorkDep, state: StateDep) -> AuthorizationService:
     settings = state.settings
     return AuthorizationService(
-        session=uow.session,
+        uow=uow,
         issuer=settings.issuer,
         code_ttl=settings.authorization_code_ttl,
         request_ttl=settings.authorization_request_ttl,
@@ -87,7 +87,6 @@ async def authorize(
             now=service.now,
         )
         outcome = await service.begin(params, login)
-        await uow.commit()
         return _answer(request, settings, pages, outcome)
     except RedirectError as exc:
         return redirect(request, error_url(exc, settings.issuer))
@@ -98,7 +97,6 @@ async def authorize(
 @router.get(LOGIN_PATH, summary="The sign-in page of a pending authorization")
 async def login_page(
     request: Request,
-    uow: UnitOfWorkDep,
     settings: SettingsDep,
     pages: PagesDep,
     service: ServiceDep,
@@ -107,7 +105,6 @@ async def login_page(
         pending = await service.pending(request.query_params.get("request"))
         client = (await service.params_of(pending)).client
         csrf = await service.renew_csrf(pending)
-        await uow.commit()
     except OAuthError as exc:
         return pages.error(exc)
     response = _login(pages, pending, client, csrf, username=pending.login_hint)
@@ -172,9 +169,7 @@ async def login(
             user_agent=request.headers.get("user-agent"),
         )
         outcome = await service.after_login(pending, browser_login, user)
-        await uow.commit()
     except RedirectError as exc:
-        await uow.commit()  # the session stays: the user did sign in
         response = redirect(request, error_url(exc, settings.issuer))
     except OAuthError as exc:
         return pages.error(exc)
@@ -215,10 +210,8 @@ async def consent(
         outcome = await service.after_consent(
             pending, *login, allow=form.get("decision") == "allow"
         )
-        await uow.commit()
         return _answer(request, settings, pages, outcome)
     except RedirectError as exc:
-        await uow.commit()  # the pending request is used up either way
         return redirect(request, error_url(exc, settings.issuer))
     except OAuthError as exc:
         return pages.error(exc)

@@ -53,8 +53,7 @@ async def end_session(
     if logout.hint_subject == str(user.id) or (
         posted and params.get("confirm") == "yes"
     ):
-        await sessions.end(repo, login, at=now, event="session_ended")
-        await uow.commit()
+        await sessions.sign_out(uow, login, at=now, event="session_ended")
         response = _finished(request, pages, logout, signed_out=True)
         clear_cookie(response, settings, sessions.cookie_name(settings.issuer))
         return response

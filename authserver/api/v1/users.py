@@ -20,7 +20,6 @@ from authserver.api.deps import (
     LockPolicyDep,
     SettingsDep,
     TokenContextDep,
-    UnitOfWorkDep,
     UserServiceDep,
     no_store,
 )
@@ -81,12 +80,11 @@ async def read_me(grant: SelfDep) -> User:
     summary="Change one's own email",
 )
 async def update_me(
-    body: ProfileUpdate, grant: SelfDep, service: UserServiceDep, uow: UnitOfWorkDep
+    body: ProfileUpdate, grant: SelfDep, service: UserServiceDep
 ) -> User:
     user = _user_of(grant)
     if "email" in body.model_fields_set:
-        await service.users.set_email(user, body.email)
-    await uow.commit()
+        await service.set_email(user, body.email)
     return user
 
 
@@ -99,7 +97,6 @@ async def change_my_password(
     body: PasswordChange,
     grant: SelfDep,
     service: UserServiceDep,
-    uow: UnitOfWorkDep,
     lock_policy: LockPolicyDep,
 ) -> None:
     await service.change_password(
@@ -108,7 +105,6 @@ async def change_my_password(
         lock_policy=lock_policy,
         client_id=grant.client.client_id,
     )
-    await uow.commit()
 
 
 @router.get("", response_model=UserPage, summary="List users (admin)")
@@ -160,13 +156,11 @@ async def create_user(
     body: UserCreateRequest,
     grant: Annotated[AccessGrant | None, Depends(creator)],
     service: UserServiceDep,
-    uow: UnitOfWorkDep,
     response: Response,
 ) -> User:
     if grant is None and body.is_admin:
         raise MissingTokenError("creating an admin needs an admin's token")
     user = await service.create(body)
-    await uow.commit()
     response.headers["Location"] = f"{router.prefix}/{user.id}"
     return user
 
@@ -189,21 +183,13 @@ async def update_user(
     body: UserUpdate,
     grant: AdminDep,
     service: UserServiceDep,
-    uow: UnitOfWorkDep,
 ) -> User:
     user = await _get(service, user_id)
-    fields = body.model_fields_set
     if user.id == _user_of(grant).id and (
         body.is_active is False or body.is_admin is False
     ):
         raise InvalidValueError("admins cannot disable or demote themselves")
-    if "email" in fields:
-        await service.users.set_email(user, body.email)
-    if body.is_active is not None and body.is_active != user.is_active:
-        await service.set_active(user, body.is_active)
-    if body.is_admin is not None and body.is_admin != user.is_admin:
-        await service.set_admin(user, body.is_admin)
-    await uow.commit()
+    await service.update(user, body)
     return user
 
 
@@ -217,11 +203,9 @@ async def set_user_password(
     body: PasswordSet,
     _grant: AdminDep,
     service: UserServiceDep,
-    uow: UnitOfWorkDep,
 ) -> None:
     user = await _get(service, user_id)
     await service.set_password(user, body)
-    await uow.commit()
 
 
 @router.delete(
@@ -230,13 +214,12 @@ async def set_user_password(
     summary="Delete a user (admin)",
 )
 async def delete_user(
-    user_id: uuid.UUID, grant: AdminDep, service: UserServiceDep, uow: UnitOfWorkDep
+    user_id: uuid.UUID, grant: AdminDep, service: UserServiceDep
 ) -> None:
     user = await _get(service, user_id)
     if user.id == _user_of(grant).id:
         raise InvalidValueError("admins cannot delete themselves")
     await service.delete(user)
-    await uow.commit()
 
 
 async def _get(service: UserService, user_id: uuid.UUID) -> User:

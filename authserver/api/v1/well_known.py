@@ -10,7 +10,7 @@ from authserver.api.deps import KeyStoreDep, SettingsDep, StateDep
 from authserver.core.config import Settings
 from authserver.core.security import ALLOWED_ALGS
 from authserver.services.grants import GRANT_HANDLERS
-from authserver.services.keystore import KeyStoreError, SigningKeyStore
+from authserver.services.keystore import KeyStoreError, KeyView, SigningKeyStore
 
 router = APIRouter(tags=["discovery"])
 logger = logging.getLogger(__name__)
@@ -60,16 +60,28 @@ def jwks_answer(
     try:
         view = keystore.view()
     except KeyStoreError as exc:
-        # The server's own fault, and one an operator fixes: 503 like
-        # /health/ready, never a cacheable answer.
-        logger.error("jwks_unavailable", extra={"error": str(exc)})
-        body = json.dumps({"error": "temporarily_unavailable"}).encode()
-        return 503, {**UNAVAILABLE, "Content-Type": JSON}, body
+        return jwks_unavailable(exc)
+    if etag_matches(if_none_match, view.etag):
+        return 304, jwks_headers(view, settings), b""
+    return (
+        200,
+        {**jwks_headers(view, settings), "Content-Type": JWKS_TYPE},
+        view.jwks_json,
+    )
+
+
+def jwks_headers(view: KeyView, settings: Settings) -> dict[str, str]:
+    """What a 200 and a 304 of the JWKS share: caching and the validator."""
     max_age = int(settings.jwks_max_age.total_seconds())
-    headers = {"Cache-Control": f"public, max-age={max_age}", "ETag": view.etag}
-    if _etag_matches(if_none_match, view.etag):
-        return 304, headers, b""
-    return 200, {**headers, "Content-Type": JWKS_TYPE}, view.jwks_json
+    return {"Cache-Control": f"public, max-age={max_age}", "ETag": view.etag}
+
+
+def jwks_unavailable(exc: KeyStoreError) -> tuple[int, dict[str, str], bytes]:
+    # The server's own fault, and one an operator fixes: 503 like
+    # /health/ready, never a cacheable answer.
+    logger.error("jwks_unavailable", extra={"error": str(exc)})
+    body = json.dumps({"error": "temporarily_unavailable"}).encode()
+    return 503, {**UNAVAILABLE, "Content-Type": JSON}, body
 
 
 def discovery_document(settings: Settings) -> bytes:
@@ -118,7 +130,7 @@ def discovery_document(settings: Settings) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
+def etag_matches(header: str | None, etag: str) -> bool:
     if not header:
         return False
     candidates = {tag.strip().removeprefix("W/") for tag in header.split(",")}
