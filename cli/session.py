@@ -1,8 +1,9 @@
 """authctl session: the browser sign-in sessions of the hosted login page.
 
 Revoking a session signs that browser out: its next authorization request
-asks for the password again (prompt=none gets login_required). Tokens already
-issued live on; revoke them with `authctl user disable` or the revoke endpoint.
+asks for the password again (prompt=none gets login_required), and the tokens
+apps got through its sign-ins (code exchanges) stop working. The user's
+password-grant tokens live on; `authctl user disable` ends those too.
 """
 
 from typing import Annotated, Any
@@ -102,7 +103,8 @@ def revoke(
     user: UserOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
-    """End one session, or every session of --user (asks first for --user).
+    """End one session, or every session of --user (asks first for --user),
+    and revoke the tokens apps got through those sign-ins.
 
     Example: authctl session revoke 3f0c...  |  authctl session revoke --user alice
     """

@@ -22,6 +22,18 @@ class LoginSessionRepository:
         stmt = select(LoginSession).where(LoginSession.token_hash == token_hash)
         return await self.session.scalar(stmt)
 
+    async def hold(self, session_id: uuid.UUID) -> LoginSession | None:
+        """The session's row, locked until the transaction ends, so that it
+        cannot end meanwhile (FOR UPDATE on PostgreSQL; on SQLite the write
+        transactions take turns anyway)."""
+        stmt = (
+            select(LoginSession)
+            .where(LoginSession.id == session_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return await self.session.scalar(stmt)
+
     async def add(self, login: LoginSession) -> None:
         self.session.add(login)
         await self.session.flush()

@@ -16,6 +16,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from authserver.crud.common import rowcount
 from authserver.crud.liveness import family_live, refresh_token_live
@@ -112,22 +113,39 @@ class RefreshTokenRepository:
         dead as well), then each live token in one statement (no lock-order
         races). Returns how many tokens were revoked."""
         await TokenFamilyRepository(self.session).revoke(family_id, at=at)
-        stmt = (
-            update(RefreshToken)
-            .where(
-                RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None)
-            )
-            .values(revoked_at=at, retry_blob=None, retry_until=None)
-            .execution_options(synchronize_session=False)
-        )
-        return rowcount(await self.session.execute(stmt))
+        return await self._revoke_tokens(RefreshToken.family_id == family_id, at=at)
+
+    async def revoke_for_session(self, session_id: uuid.UUID, *, at: datetime) -> int:
+        """Revoke the families a login session made, as `revoke_family` does
+        one. Returns how many tokens were revoked."""
+        families = TokenFamilyRepository(self.session)
+        revoked = await families.revoke_for_session(session_id, at=at)
+        return await self._revoke_families_tokens(revoked, at=at)
+
+    async def revoke_browser_sign_ins(self, user_id: uuid.UUID, *, at: datetime) -> int:
+        """Revoke every family a login session of the user made, as
+        `revoke_family` does one. Returns how many tokens were revoked."""
+        families = TokenFamilyRepository(self.session)
+        revoked = await families.revoke_browser_sign_ins(user_id, at=at)
+        return await self._revoke_families_tokens(revoked, at=at)
 
     async def revoke_for_user(self, user_id: uuid.UUID, *, at: datetime) -> int:
         """Revoke every family of the user, as `revoke_family` does one."""
         await TokenFamilyRepository(self.session).revoke_for_user(user_id, at=at)
+        return await self._revoke_tokens(RefreshToken.user_id == user_id, at=at)
+
+    async def _revoke_families_tokens(
+        self, family_ids: list[uuid.UUID], *, at: datetime
+    ) -> int:
+        if not family_ids:
+            return 0
+        return await self._revoke_tokens(RefreshToken.family_id.in_(family_ids), at=at)
+
+    async def _revoke_tokens(self, which: ColumnElement[bool], *, at: datetime) -> int:
+        """Revoke the live tokens `which` selects, in one statement."""
         stmt = (
             update(RefreshToken)
-            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+            .where(which, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=at, retry_blob=None, retry_until=None)
             .execution_options(synchronize_session=False)
         )

@@ -6,6 +6,7 @@ from typing import cast
 
 from sqlalchemy import Table, delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from authserver.crud.common import rowcount
 from authserver.crud.liveness import family_live, user_live
@@ -58,6 +59,34 @@ class TokenFamilyRepository:
             .execution_options(synchronize_session=False)
         )
         return rowcount(await self.session.execute(stmt))
+
+    async def revoke_for_session(
+        self, session_id: uuid.UUID, *, at: datetime
+    ) -> list[uuid.UUID]:
+        """Mark the live families a login session's code exchanges made
+        revoked; return their ids."""
+        return await self._revoke_where(TokenFamily.session_id == session_id, at=at)
+
+    async def revoke_browser_sign_ins(
+        self, user_id: uuid.UUID, *, at: datetime
+    ) -> list[uuid.UUID]:
+        """Mark every live family of the user that a login session made
+        revoked (their password-grant families stay); return their ids."""
+        return await self._revoke_where(
+            TokenFamily.user_id == user_id, TokenFamily.session_id.is_not(None), at=at
+        )
+
+    async def _revoke_where(
+        self, *conditions: ColumnElement[bool], at: datetime
+    ) -> list[uuid.UUID]:
+        stmt = (
+            update(TokenFamily)
+            .where(*conditions, TokenFamily.revoked_at.is_(None))
+            .values(revoked_at=at)
+            .returning(TokenFamily.id)
+            .execution_options(synchronize_session=False)
+        )
+        return list((await self.session.scalars(stmt)).all())
 
     async def purge(self, *, now: datetime, keep_expired_for: timedelta) -> int:
         """Forget families past their lifetime long ago; return rows deleted."""

@@ -27,3 +27,7 @@ class TokenFamily(Base):
     # The family's absolute end (AUTH_REFRESH_TOKEN_MAX_LIFETIME after login).
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The browser sign-in (login session) a code exchange made it from: ending
+    # that session revokes it. None for the password grant. No foreign key:
+    # the session's row is purged once it expires, the family may live on.
+    session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)

@@ -4,6 +4,10 @@ secret, the database its SHA-256; `auth_time` and `sid` come from the row.
 A session ends when it expires, when the user signs out (RP-Initiated Logout),
 when an admin revokes it, and when the user is disabled, deleted or given a
 new password (services.users, in the same transaction as the refresh tokens).
+Signing out and revoking end what the session signed in to as well: the token
+families its code exchanges made (the apps' refresh and access tokens) are
+revoked in the same transaction, as reuse detection revokes one. A session
+that just expires leaves them to their own lifetime.
 """
 
 import hashlib
@@ -15,6 +19,7 @@ from urllib.parse import urlsplit
 
 from authserver.core.security import new_opaque_token, opaque_token_hash
 from authserver.crud.login_session import LoginSessionRepository
+from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.user import UserRepository
 from authserver.db.unit_of_work import UnitOfWork
 from authserver.models import LoginSession, User
@@ -82,11 +87,18 @@ async def current(
 async def end(
     repo: LoginSessionRepository, login: LoginSession, *, at: datetime, event: str
 ) -> bool:
-    """End one session; False if it had already ended."""
+    """End one session and revoke the token families it made (not committed);
+    False if it had already ended."""
     ended = await repo.end(login.id, at=at)
     if ended:
+        tokens = RefreshTokenRepository(repo.session)
+        revoked = await tokens.revoke_for_session(login.id, at=at)
         await audit.record(
-            repo.session, event, subject=str(login.user_id), sid=str(login.id)
+            repo.session,
+            event,
+            subject=str(login.user_id),
+            sid=str(login.id),
+            refresh_tokens_revoked=revoked,
         )
     return ended
 
@@ -109,11 +121,19 @@ async def sign_out(
 async def sign_out_everywhere(
     uow: UnitOfWork, user_id: uuid.UUID, *, at: datetime
 ) -> int:
-    """End every live session of a user (an admin's revocation) and commit;
-    returns how many ended."""
+    """End every live session of a user (an admin's revocation), revoke every
+    family a session of theirs made, expired ones' included, and commit;
+    returns how many sessions ended."""
     ended = await LoginSessionRepository(uow.session).end_for_user(user_id, at=at)
+    revoked = await RefreshTokenRepository(uow.session).revoke_browser_sign_ins(
+        user_id, at=at
+    )
     await audit.record(
-        uow.session, "sessions_revoked", subject=str(user_id), revoked=ended
+        uow.session,
+        "sessions_revoked",
+        subject=str(user_id),
+        revoked=ended,
+        refresh_tokens_revoked=revoked,
     )
     await uow.commit()
     return ended

@@ -23,6 +23,8 @@ from authserver.services.keystore import KeyStoreError, KeyView, SigningKeyStore
 
 # Beyond the registered claims: what a refresh rotates from (see mint_refresh).
 REFRESH_CLAIMS = ("client_id", "scope", "sid", "auth_time", "family_exp")
+# Optional: only a family that a browser sign-in made has a login session.
+LOGIN_SESSION_CLAIM = "login_sid"
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class TokenService:
         family_id: str,
         auth_time: datetime,
         family_expires_at: datetime,
+        login_session_id: str | None = None,
     ) -> MintedToken:
         claims = {
             "iss": self.issuer,
@@ -129,6 +132,10 @@ class TokenService:
             "auth_time": _ts(auth_time),
             "family_exp": _ts(family_expires_at),
         }
+        if login_session_id is not None:
+            # The browser session the family came from: the `sid` of the ID
+            # tokens a refresh mints (the refresh token's own `sid` is the family).
+            claims[LOGIN_SESSION_CLAIM] = login_session_id
         view = self.keys(now)
         key = view.refresh_key if self.refresh_alg == REFRESH_MAC_ALG else None
         token = sign_jwt(

@@ -2,13 +2,36 @@
 single use, short-lived, bound to its client, redirect URI and PKCE challenge;
 a replayed code revokes what it issued (§4.1.2)."""
 
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from authserver.crud.login_session import LoginSessionRepository
+from authserver.crud.token_family import TokenFamilyRepository
 from authserver.schemas.account import PasswordSet
-from tests.factories import CALLBACK, make_client, make_code_client, user_service
-from tests.oauth_flow import code_form, issued_code
+from tests.api.helpers import (
+    assert_oauth_error,
+    refresh_grant,
+    tokens,
+    unverified,
+)
+from tests.factories import (
+    CALLBACK,
+    DEFAULT_PASSWORD,
+    make_client,
+    make_code_client,
+    make_user,
+    user_service,
+)
+from tests.oauth_flow import (
+    authorize_params,
+    code_form,
+    issued_code,
+    new_pkce,
+    query_of,
+    sign_in,
+)
 
 TOKEN = "/oauth2/token"
 OTHER_CALLBACK = "https://app.example.com/other"
@@ -137,3 +160,67 @@ async def test_code_dies_with_the_users_password(api, session_factory):
         await session.commit()
     answer = await api.post(TOKEN, data=redeem_form(client, code, pkce))
     assert answer.json()["error"] == "invalid_grant"
+
+
+async def test_a_code_outstanding_at_logout_is_refused(api, session_factory):
+    client = await make_code_client(session_factory)
+    code, pkce, _ = await issued_code(api, session_factory, client)
+    first = tokens(await api.post(TOKEN, data=redeem_form(client, code, pkce)))
+    # The browser, still signed in, gets a second code without a page...
+    later = new_pkce()
+    params = authorize_params(client.client_id, CALLBACK, later, prompt="none")
+    silent = await api.get("/oauth2/authorize", params=params)
+    second = query_of(silent.headers["location"])["code"]
+    # ...and signs out before the app exchanges it.
+    logout = await api.get(
+        "/oauth2/logout", params={"id_token_hint": first["id_token"]}
+    )
+    assert logout.status_code == 200 and "You're signed out" in logout.text
+
+    refused = await api.post(TOKEN, data=redeem_form(client, second, later))
+    assert_oauth_error(refused, 400, "invalid_grant")
+
+
+async def test_refreshed_id_tokens_keep_the_sign_ins_session(
+    api, session_factory, clock
+):
+    """OIDC Core §12.2: the ID token of a refresh has the original iss, sub,
+    aud, auth_time (and sid), its own iat, and no nonce; on the path that
+    rotates from the token's claims and on the one that reads its record (an
+    admin demoted since)."""
+    client = await make_code_client(
+        session_factory, scopes=("openid", "profile", "admin")
+    )
+    user = await make_user(session_factory, is_admin=True)
+    pkce = new_pkce()
+    scope = "openid profile admin"
+    params = authorize_params(client.client_id, CALLBACK, pkce, scope=scope)
+    answer = await sign_in(api, params, user.username, DEFAULT_PASSWORD)
+    code = query_of(answer.headers["location"])["code"]
+    first = tokens(await api.post(TOKEN, data=redeem_form(client, code, pkce)))
+    _, original = unverified(first["id_token"])
+    assert original["nonce"] == params["nonce"]
+    family_id = uuid.UUID(unverified(first["access_token"])[1]["sid"])
+    async with session_factory() as session:
+        [login] = await LoginSessionRepository(session).list(
+            now=datetime.now(UTC), user_id=user.id
+        )
+        family = await TokenFamilyRepository(session).get(family_id)
+    assert family is not None
+    assert original["sid"] == str(login.id) == str(family.session_id)
+
+    clock(timedelta(seconds=5))
+    second = tokens(await refresh_grant(api, client, first["refresh_token"]))
+    async with session_factory() as session:
+        service = user_service(session)
+        await service.set_admin(await service.resolve(user.username), False)
+        await session.commit()
+    third = tokens(await refresh_grant(api, client, second["refresh_token"]))
+
+    assert (second["scope"], third["scope"]) == (scope, "openid profile")
+    for body in (second, third):
+        _, claims = unverified(body["id_token"])
+        assert "nonce" not in claims
+        for name in ("iss", "sub", "aud", "auth_time", "sid"):
+            assert claims[name] == original[name], name
+        assert claims["iat"] >= original["iat"] + 5

@@ -4,6 +4,7 @@ import base64
 import hashlib
 import hmac
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -376,6 +377,19 @@ async def test_refresh_token_claims_describe_its_record(api, session_factory, ap
     assert claims["family_exp"] == int(family.expires_at.timestamp())
     assert claims["exp"] == int(record.expires_at.timestamp())
     assert claims["sub"] == str(user.id) == str(record.user_id)
+
+
+async def test_password_logins_belong_to_no_browser_session(api, session_factory):
+    client, _, first = await login(api, session_factory)
+    second = tokens(await refresh_grant(api, client, first["refresh_token"]))
+
+    for body in (first, second):
+        assert "sid" not in unverified(body["id_token"])[1]
+        assert "login_sid" not in unverified(body["refresh_token"])[1]
+    family_id = unverified(second["refresh_token"])[1]["sid"]
+    async with session_factory() as session:
+        family = await TokenFamilyRepository(session).get(uuid.UUID(family_id))
+    assert family is not None and family.session_id is None
 
 
 async def test_refresh_tokens_are_rs256_and_verify_with_the_jwks(

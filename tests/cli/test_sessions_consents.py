@@ -1,12 +1,15 @@
 """authctl client create for the code flow; authctl session and consent."""
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from authserver.crud.consent import ConsentRepository
 from authserver.crud.login_session import LoginSessionRepository
+from authserver.crud.token_family import TokenFamilyRepository
+from authserver.models import TokenFamily
 from authserver.services import consent, sessions
 from tests.cli.conftest import Cli
 from tests.cli.helpers import ok, one_error_line
@@ -114,6 +117,44 @@ def test_session_revoke_every_session_of_a_user(cli: Cli) -> None:
     result = ok(cli("session", "revoke", "--user", username, "--yes"))
     assert "ended 2 sessions" in result.stdout
     assert live_sessions(cli) == 0
+
+
+def test_session_revoke_of_a_user_ends_every_browser_family(cli: Cli) -> None:
+    """Those of sessions long gone included (an expired session's row is
+    purged); the user's password-grant family stays."""
+
+    async def make(factory):
+        user = await make_user(factory)
+        client = await make_code_client(factory)
+        now = datetime.now(UTC)
+        families = {"browser": uuid.uuid4(), "password": None}
+        ids = {}
+        async with factory() as session:
+            for name, session_id in families.items():
+                family = TokenFamily(
+                    id=uuid.uuid4(),
+                    user_id=user.id,
+                    client_id=client.client.id,
+                    created_at=now,
+                    expires_at=now + timedelta(days=1),
+                    session_id=session_id,
+                )
+                await TokenFamilyRepository(session).add(family)
+                ids[name] = family.id
+            await session.commit()
+        return user.username, ids
+
+    username, ids = cli.seed(make)
+    ok(cli("session", "revoke", "--user", username, "--yes"))
+
+    async def revoked(session) -> dict[str, bool]:
+        families = TokenFamilyRepository(session)
+        return {
+            name: (await families.get(family_id)).revoked_at is not None
+            for name, family_id in ids.items()
+        }
+
+    assert cli.db(revoked) == {"browser": True, "password": False}
 
 
 def test_session_revoke_needs_one_target(cli: Cli) -> None:

@@ -1,6 +1,7 @@
 """A real browser (Debian's Chromium, headless, JavaScript off) signs in through
 the hosted pages of a real server, consents, lands at the app's callback; the
-app exchanges the code, refreshes, and the browser signs out."""
+app exchanges the code, refreshes, and the browser signs out, which ends the
+app's refresh token too."""
 
 import os
 import shutil
@@ -11,6 +12,7 @@ import httpx2
 import pytest
 from playwright.async_api import Browser, async_playwright
 
+from tests.api.helpers import assert_oauth_error, refresh_grant
 from tests.callback_server import callback_server
 from tests.factories import DEFAULT_PASSWORD, make_code_client, make_user
 from tests.oauth_flow import authorize_params, new_pkce
@@ -145,6 +147,9 @@ async def test_browser_signs_in_consents_and_signs_out(live, session_factory, tm
         }
         await page.goto(f"{live}/oauth2/logout?{urlencode(logout)}")
         assert (await rp.wait("/logged-out"))["state"] == "bye"
+        async with httpx2.AsyncClient(base_url=live) as http:
+            after = await refresh_grant(http, client, refreshed.json()["refresh_token"])
+        assert_oauth_error(after, 400, "invalid_grant")
 
         # Signed out: a silent request now needs a login.
         silent = {**authorize_params(client.client_id, rp.url("/callback"), pkce)}

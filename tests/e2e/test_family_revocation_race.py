@@ -19,6 +19,7 @@ import pytest
 
 from tests.factories import DEFAULT_PASSWORD, make_client, make_user
 from tests.live import free_socket, live_server, live_settings
+from tests.races import jittered, survivors
 
 # Reuse detection reads before it revokes, so its window is rarer to hit.
 TRIALS = {"revoke": 100, "reuse": 200}
@@ -57,12 +58,6 @@ async def test_no_family_outlives_its_revocation(
             async def refresh(token: str) -> httpx2.Response:
                 form = {"grant_type": "refresh_token", "refresh_token": token}
                 return await http.post("/oauth2/token", data=form)
-
-            async def jittered(
-                request: Awaitable[httpx2.Response], spread: float
-            ) -> httpx2.Response:
-                await asyncio.sleep(random.uniform(0, spread))
-                return await request
 
             async def revoke_family(old: str, newest: str) -> httpx2.Response:
                 if kind == "revoke":
@@ -104,16 +99,8 @@ async def test_no_family_outlives_its_revocation(
                 assert info.status_code == 200, info.text
                 return again.status_code == 200 or info.json()["active"]
 
-            slots = asyncio.Semaphore(AT_ONCE)
+            alive = await survivors(
+                trial, trials=TRIALS[kind], at_once=AT_ONCE, time_limit=TIME_LIMIT
+            )
 
-            async def bounded() -> bool:
-                async with slots:
-                    return await trial()
-
-            async with asyncio.timeout(TIME_LIMIT):
-                outcomes = await asyncio.gather(
-                    *(bounded() for _ in range(TRIALS[kind]))
-                )
-
-    alive = sum(outcomes)
     assert alive == 0, f"{alive} of {TRIALS[kind]} families outlived their revocation"

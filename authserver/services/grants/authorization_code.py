@@ -3,6 +3,9 @@
 A code is single use: the conditional UPDATE in `consume` lets exactly one of
 two concurrent redemptions through, and a code that comes back after it was
 used revokes everything it issued (RFC 6749 §4.1.2, RFC 9700 §4.2.4): it leaked.
+The family it opens is bound to the browser session that signed in, so that
+signing out revokes it (services.sessions); a code whose session has ended
+is refused.
 """
 
 import logging
@@ -11,6 +14,7 @@ from typing import NoReturn
 from authserver.core.exceptions import InvalidGrantError, InvalidRequestError
 from authserver.core.security import opaque_token_hash, pkce_s256_matches
 from authserver.crud.authorization import AuthorizationCodeRepository
+from authserver.crud.login_session import LoginSessionRepository
 from authserver.models import AuthorizationCode, Client
 from authserver.schemas.token import TokenForm, TokenResponse
 from authserver.services import audit
@@ -46,6 +50,8 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         raise InvalidGrantError(INVALID, detail="user disabled or re-passworded")
     if not await codes.consume(code, at=ctx.now):
         await _replayed(ctx, client, code)  # a concurrent redemption won
+    if await _signed_out(ctx, code):
+        raise InvalidGrantError(INVALID, detail="its session has ended since")
 
     scopes = still_allowed(code.scope, client)
     response = await issue_login_tokens(
@@ -68,6 +74,18 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     )
     await ctx.uow.commit()
     return response
+
+
+async def _signed_out(ctx: GrantContext, code: AuthorizationCode) -> bool:
+    """Whether the browser session that signed in has ended: its end revoked
+    what it had signed in to, and this code must not add to that. Its row
+    stays locked until the exchange commits, so a logout meanwhile waits, and
+    then revokes the family this exchange makes."""
+    if code.session_id is None:
+        return False
+    login = await LoginSessionRepository(ctx.session).hold(code.session_id)
+    # A purged session had expired, not ended: expiry ends no tokens.
+    return login is not None and login.ended_at is not None
 
 
 async def _replayed(

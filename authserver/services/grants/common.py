@@ -106,7 +106,10 @@ def mint_response(
     """Sign the access token, the refresh token (when given) and the ID token.
 
     Every token of a user names its family (`sid`): revoking the family, which
-    disabling, deleting or re-passwording the user does, ends them all.
+    disabling, deleting or re-passwording the user and ending the login session
+    it came from do, ends them all. A family made by a browser sign-in carries
+    its login session in every refresh token, so the ID tokens its refreshes
+    mint name the same session (`sid`, OIDC Core §12.2).
     """
     scope = " ".join(scopes)
     subject = str(user_id)
@@ -135,6 +138,7 @@ def mint_response(
             family_id=str(family_id),
             auth_time=refresh.auth_time,
             family_expires_at=family_expires_at,
+            login_session_id=str(login_session_id) if login_session_id else None,
         ).token
     if OPENID_SCOPE in scopes:
         response.id_token = ctx.tokens.mint_id(
@@ -154,15 +158,18 @@ def new_family(
     user_id: uuid.UUID,
     *,
     family_id: uuid.UUID | None = None,
+    login_session_id: uuid.UUID | None = None,
 ) -> TokenFamily:
     """The family of a new login (not yet stored); an authorization code
-    names its family when it is issued (`family_id`)."""
+    names its family when it is issued (`family_id`), and the browser
+    session that signed in (`login_session_id`), whose end revokes it."""
     return TokenFamily(
         id=family_id or uuid.uuid4(),
         user_id=user_id,
         client_id=client.id,
         created_at=ctx.now,
         expires_at=ctx.now + ctx.refresh_max_lifetime,
+        session_id=login_session_id,
     )
 
 
@@ -206,7 +213,9 @@ async def issue_login_tokens(
 ) -> TokenResponse:
     """A login's first tokens: its family and first refresh record stored (in
     the caller's transaction), the response signed."""
-    family = new_family(ctx, client, user_id, family_id=family_id)
+    family = new_family(
+        ctx, client, user_id, family_id=family_id, login_session_id=login_session_id
+    )
     await ctx.refresh_tokens.add_family(family)
     refresh = None
     if issues_refresh_tokens(client):

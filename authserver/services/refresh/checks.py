@@ -4,13 +4,14 @@ Whether the token is live is the database's to say (crud.liveness), inside the
 statement that rotates it; this module holds only what needs no database.
 """
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from authserver.core.exceptions import InvalidGrantError, InvalidScopeError, TokenError
 from authserver.models import Client
 from authserver.schemas.scope import parse_scope
-from authserver.services.tokens import TokenService
+from authserver.services.tokens import LOGIN_SESSION_CLAIM, TokenService
 
 INVALID = "refresh token is invalid, expired or revoked"
 
@@ -33,6 +34,18 @@ def timestamp(value: object) -> datetime:
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidGrantError(INVALID, detail="a timestamp claim is not an integer")
     return datetime.fromtimestamp(value, UTC)
+
+
+def login_session(claims: dict[str, Any]) -> uuid.UUID | None:
+    """The browser session the token's family came from; None for a family
+    the password grant made."""
+    value = claims.get(LOGIN_SESSION_CLAIM)
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise InvalidGrantError(INVALID, detail="login_sid is no UUID") from None
 
 
 def narrow(requested: str | None, granted: list[str]) -> list[str]:

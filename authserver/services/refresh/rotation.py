@@ -25,7 +25,12 @@ from authserver.services.grants.common import (
     new_refresh_record,
     scopes_for_user,
 )
-from authserver.services.refresh.checks import INVALID, narrow, timestamp
+from authserver.services.refresh.checks import (
+    INVALID,
+    login_session,
+    narrow,
+    timestamp,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +46,7 @@ class Rotation:
     family_expires_at: datetime
     granted: list[str]  # what the child refresh token carries
     scopes: list[str]  # what this access token gets (RFC 6749 §6: may narrow)
+    login_session_id: uuid.UUID | None  # the ID token's `sid` (a browser sign-in)
 
 
 def from_claims(
@@ -68,6 +74,7 @@ def from_claims(
         family_expires_at=timestamp(claims["family_exp"]),
         granted=granted,
         scopes=scopes,
+        login_session_id=login_session(claims),
     )
 
 
@@ -91,6 +98,7 @@ def from_record(
         family_expires_at=timestamp(claims["family_exp"]),
         granted=granted,
         scopes=narrow(requested_scope, granted),
+        login_session_id=login_session(claims),
     )
 
 
@@ -116,6 +124,7 @@ async def rotate(
         family_id=rotation.family_id,
         family_expires_at=rotation.family_expires_at,
         refresh=child,
+        login_session_id=rotation.login_session_id,
     )
     window = ctx.retry_window
     parent = rotation.parent_jti
