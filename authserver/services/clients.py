@@ -177,9 +177,11 @@ async def rotate_client_secret(client_id: str, uow: UnitOfWork) -> str:
 
 
 async def delete_client(client_id: str, uow: UnitOfWork) -> None:
-    """Delete a client (committed); its refresh tokens go with it."""
+    """Delete a client (committed, audited); its refresh tokens go with it."""
     clients = ClientRepository(uow.session)
-    await clients.delete(await resolve_client(client_id, clients))
+    client = await resolve_client(client_id, clients)
+    await clients.delete(client)
+    await audit.record(clients.session, "client_deleted", client_id=client.client_id)
     await uow.commit()
 
 

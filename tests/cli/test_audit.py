@@ -119,3 +119,13 @@ def test_unlock_clears_a_lock(cli: Cli) -> None:
     stored = cli.db(lambda s: UserRepository(s).get(user.id))
     assert stored.failed_logins == 0 and stored.locked_until is None
     assert "no user" in failed(cli("user", "unlock", "nobody"))
+
+
+def test_client_lifecycle_is_audited(cli: Cli) -> None:
+    ok(cli("client", "create", "Audited app", "--client-id", "audited-app"))
+    ok(cli("client", "delete", "audited-app", "--yes"))
+
+    events = json.loads(ok(cli("audit", "list", "--json")).stdout)
+    mine = [e["event"] for e in events if e.get("client_id") == "audited-app"]
+
+    assert mine == ["client_deleted", "client_created"]
