@@ -38,6 +38,7 @@ def list_events(
         str | None,
         typer.Option(
             "--user",
+            metavar="USER",
             help="Only events about this user: a username, or a user id "
             "(also of a deleted user).",
         ),
@@ -45,14 +46,16 @@ def list_events(
     since: Annotated[
         str | None,
         typer.Option(
-            help="Only newer events: an ISO time or an age like 30m, 24h, 7d."
+            metavar="WHEN",
+            help="Only newer events: an ISO time or an age like 30m, 24h, 7d.",
         ),
     ] = None,
     event: Annotated[
-        str | None, typer.Option(help="Only this kind, e.g. login_failed.")
+        str | None,
+        typer.Option(metavar="EVENT", help="Only this kind, e.g. login_failed."),
     ] = None,
     limit: Annotated[
-        int, typer.Option(min=1, max=10_000, help="Most events shown.")
+        int, typer.Option(metavar="N", min=1, max=10_000, help="Most events shown.")
     ] = 100,
     as_json: JsonOpt = False,
 ) -> None:

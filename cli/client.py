@@ -73,7 +73,10 @@ def create(
     ],
     client_id: Annotated[
         str | None,
-        typer.Option(help="Public identifier; derived from NAME when omitted."),
+        typer.Option(
+            metavar="CLIENT_ID",
+            help="Public identifier; derived from NAME when omitted.",
+        ),
     ] = None,
     public: Annotated[
         bool,
@@ -84,31 +87,38 @@ def create(
     grant: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="GRANT",
             help=f"Allowed grant type, repeatable: {', '.join(GRANT_TYPES)}. "
-            f"Default: {' '.join(DEFAULT_GRANTS)}."
+            f"Default: {' '.join(DEFAULT_GRANTS)}.",
         ),
     ] = None,
     scope: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="SCOPE",
             help="Allowed scope, repeatable (or space-separated). "
-            f"Default: {' '.join(DEFAULT_SCOPES)}."
+            f"Default: {' '.join(DEFAULT_SCOPES)}.",
         ),
     ] = None,
     audience: Annotated[
         str | None,
-        typer.Option(help="`aud` of its access tokens (default: the issuer)."),
+        typer.Option(
+            metavar="AUDIENCE", help="`aud` of its access tokens (default: the issuer)."
+        ),
     ] = None,
     redirect_uri: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="URI",
             help="Where the code flow may send the browser back (exact match), "
-            "repeatable; needed for --grant authorization_code."
+            "repeatable; needed for --grant authorization_code.",
         ),
     ] = None,
     post_logout_redirect_uri: Annotated[
         list[str] | None,
-        typer.Option(help="Where logout may send the browser (exact), repeatable."),
+        typer.Option(
+            metavar="URI", help="Where logout may send the browser (exact), repeatable."
+        ),
     ] = None,
     third_party: Annotated[
         bool,

@@ -30,7 +30,10 @@ app = typer.Typer(
 @app.command("list")
 def list_consents(
     user: Annotated[
-        str | None, typer.Option("--user", help="Only this user (username or UUID).")
+        str | None,
+        typer.Option(
+            "--user", metavar="USER", help="Only this user (username or UUID)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -79,7 +82,11 @@ def revoke(
     user: Annotated[str, typer.Argument(metavar="USER", help="Username or UUID.")],
     client: Annotated[
         str | None,
-        typer.Option("--client", help="Only this client_id (default: every client)."),
+        typer.Option(
+            "--client",
+            metavar="CLIENT_ID",
+            help="Only this client_id (default: every client).",
+        ),
     ] = None,
 ) -> None:
     """Forget a user's consent to one client, or to every client.

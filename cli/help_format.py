@@ -5,21 +5,28 @@ from typing import Any
 import typer.core
 
 
-def hide_flag_types() -> None:
-    """Show no value type (`<bool>`) beside a flag: a flag takes no value.
+def show_names_not_types() -> None:
+    """Show no Python type (`<str>`, `<list[str]>`, `<path>`) in help.
 
-    Typer prints the type of every option in its help panels, flags included;
-    options that take a value (`--port <int>`) keep theirs.
+    Typer prints a type beside every parameter. An argument's name column
+    already shows its metavar (`USERNAME`), and a flag takes no value; an
+    option that takes one shows its own metavar there instead (`--grant
+    GRANT`), which every such option of authctl sets (tests/cli/test_help.py
+    holds that). So arguments and flags show nothing in the type column.
     """
-    shown = typer.core.TyperOption.display_type_rich
-    if getattr(shown, "hides_flags", False):
+    option_type = typer.core.TyperOption.display_type_rich
+    if getattr(option_type, "names_not_types", False):
         return
 
-    def display_type_rich(self: typer.core.TyperOption, ctx: Any) -> str | None:
-        return None if self.is_flag else shown(self, ctx)
+    def option_display(self: typer.core.TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else option_type(self, ctx)
 
-    display_type_rich.hides_flags = True  # type: ignore[attr-defined]
-    typer.core.TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+    def argument_display(self: typer.core.TyperArgument, ctx: Any) -> None:
+        return None
+
+    option_display.names_not_types = True  # type: ignore[attr-defined]
+    typer.core.TyperOption.display_type_rich = option_display  # type: ignore[method-assign]
+    typer.core.TyperArgument.display_type_rich = argument_display  # type: ignore[method-assign,assignment]
 
 
 def keep_option_names_whole() -> None:

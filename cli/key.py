@@ -252,19 +252,22 @@ def rewrap(as_json: JsonOpt = False) -> None:
 
 
 DirectoryArg = Annotated[
-    Path, typer.Argument(help="A key-store directory (manifest.json + <kid>.pem).")
+    Path,
+    typer.Argument(
+        metavar="DIR", help="A key-store directory (manifest.json + <kid>.pem)."
+    ),
 ]
 
 
 @app.command("export")
 def export(directory: DirectoryArg, as_json: JsonOpt = False) -> None:
-    """Copy every key, with its state, into a new file store in DIRECTORY.
+    """Copy every key, with its state, into a new file store in DIR.
 
     The copy is a store AUTH_KEYS_STORE=file can serve from (AUTH_KEYS_DIR),
     or `authctl key import` can load into a database: files mode 0600 in a
     0700 directory, private keys encrypted with AUTH_KEYS_PASSPHRASE (as the
     file store does: unencrypted only when no passphrase is set). Nothing
-    secret is printed. DIRECTORY must not hold a key store already.
+    secret is printed. DIR must not hold a key store already.
 
     Example: authctl key export /secure/keys-backup
     """
@@ -293,7 +296,7 @@ def import_keys(
         bool,
         typer.Option(
             "--unencrypted",
-            help="The files in DIRECTORY are not encrypted (a file store run "
+            help="The files in DIR are not encrypted (a file store run "
             "without AUTH_KEYS_PASSPHRASE).",
         ),
     ] = False,
@@ -303,7 +306,7 @@ def import_keys(
 
     Moves the file store into the database (AUTH_KEYS_STORE=database): the
     same keys keep signing and verifying, so no token or refresh token is
-    affected. Every key in DIRECTORY must load (with AUTH_KEYS_PASSPHRASE or
+    affected. Every key in DIR must load (with AUTH_KEYS_PASSPHRASE or
     an older passphrase) and the configured store must be empty; otherwise
     nothing changes.
 

@@ -43,7 +43,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(db.app, name="db")
 app.add_typer(session.app, name="session")
 app.add_typer(consent.app, name="consent")
-help_format.hide_flag_types()
+help_format.show_names_not_types()
 help_format.keep_option_names_whole()
 
 

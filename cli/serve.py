@@ -24,9 +24,15 @@ HTTP_PROTOCOL = "authserver.serving:LimitedHttpToolsProtocol"
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Interface to bind.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(metavar="PORT", min=1, max=65535, help="TCP port.")
+    ] = 8000,
+    workers: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Worker processes.")
+    ] = 1,
     reload: Annotated[
         bool, typer.Option("--reload", help="Restart on code changes (development).")
     ] = False,

@@ -31,7 +31,8 @@ app = typer.Typer(
 )
 
 UserOpt = Annotated[
-    str | None, typer.Option("--user", help="Only this user (username or UUID).")
+    str | None,
+    typer.Option("--user", metavar="USER", help="Only this user (username or UUID)."),
 ]
 
 

@@ -66,7 +66,9 @@ def create(
             metavar="USERNAME", help="Login name: letters, digits and . _ @ + -"
         ),
     ],
-    email: Annotated[str | None, typer.Option(help="Email address.")] = None,
+    email: Annotated[
+        str | None, typer.Option(metavar="EMAIL", help="Email address.")
+    ] = None,
     admin: Annotated[
         bool, typer.Option("--admin", help="Make the user an administrator.")
     ] = False,

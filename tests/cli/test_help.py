@@ -1,9 +1,11 @@
 """authctl's help and usage errors: every command says what it does, with an example."""
 
+import re
 import subprocess
 import sys
 from typing import Any
 
+import click
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -163,6 +165,40 @@ def test_h_is_help_and_flags_show_no_type(path: list[str]) -> None:
     assert "<bool>" not in long.output
 
 
+# The labels Typer gives Python types: <str>, <int range>, <list[str]>, <path>...
+TYPE_TAG = re.compile(
+    r"<(?:str|int|float|bool|uuid|datetime|path|file|directory|text|choice"
+    r"|list\[[^>]*\]|[a-z]+ range)>"
+)
+METAVAR = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda path: " ".join(path) or "root")
+def test_help_shows_value_names_not_python_types(path: list[str]) -> None:
+    """Every option that takes a value shows an upper-case metavar, as the
+    README writes it (`--grant GRANT`); no parameter shows its type."""
+    command = command_at(path)
+    output = runner.invoke(app, [*path, "-h"], terminal_width=200).output
+    ctx = typer.Context(command)
+    typer_labels = {param.display_type(ctx) for param in command.params}
+    assert not TYPE_TAG.search(output), output
+    assert not [label for label in typer_labels if label in output], output
+
+    # Option rows of the help table: "│ --grant  GRANT  Allowed grant type..."
+    rows = {
+        line.split()[1]: line.split()[1:]
+        for line in output.splitlines()
+        if line.startswith("│ --")
+    }
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.is_flag or param.hidden:
+            continue
+        assert param.metavar and METAVAR.fullmatch(param.metavar), param.opts
+        long, *short = sorted(param.opts, key=lambda opt: not opt.startswith("--"))
+        shown = [long, *short, param.metavar]
+        assert rows[long][: len(shown)] == shown, output
+
+
 def test_root_help_lists_commands_in_the_order_of_a_first_session() -> None:
     output = runner.invoke(app, ["--help"], terminal_width=200).output
     order = [output.index(f"│ {name} ") for name in ("serve", "user", "client", "key")]
@@ -175,6 +211,7 @@ ARGUMENT_NAMES = {
     "client create": "{NAME}",
     "client show": "{CLIENT_ID}",
     "key revoke": "{KID}",
+    "key export": "{DIR}",
     "db upgrade": "[REVISION]",
     "db downgrade": "{REVISION}",
 }
