@@ -175,6 +175,13 @@ class KeyStore(SigningKeyStore):
 
     def _create_directory(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # A directory that holds no store yet (a checkout's keys/, mode 0755
+        # with its .gitkeep) becomes one now: private before a key is written.
+        # A store that exists keeps its modes: those are the operator's, and
+        # are warned about or refused (exposure).
+        if not (self.directory / MANIFEST).exists():
+            if self.directory.stat().st_uid == os.getuid():
+                os.chmod(self.directory, 0o700)
 
     def _writer(self, action: str | None, empty_ok: bool) -> "_FileWriter":
         path = self.directory / MANIFEST

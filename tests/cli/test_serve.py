@@ -2,6 +2,7 @@
 
 import logging
 import socket
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -184,10 +185,29 @@ def test_serve_warns_about_a_key_store_others_can_read(
 ) -> None:
     cli = cli_for(sqlite_url)
     ok(cli("db", "upgrade"))
-    cli.keys_dir.mkdir(mode=0o755)
+    ok(cli("serve", "--port", str(free_port)))  # the first start makes the store
     cli.keys_dir.chmod(0o755)
 
     result = ok(cli("serve", "--port", str(free_port)))
 
     assert f"warning: key store {cli.keys_dir} is open to other users" in result.stderr
-    assert len(uvicorn_calls) == 1  # a warning: existing deployments keep running
+    assert len(uvicorn_calls) == 2  # a warning: existing deployments keep running
+
+
+def test_the_first_start_makes_a_checkouts_keys_directory_private(
+    cli_for: Callable[..., Cli],
+    sqlite_url: str,
+    uvicorn_calls: list[dict[str, Any]],
+    free_port: int,
+) -> None:
+    # A fresh clone: keys/ exists, mode 0755, holding only its .gitkeep.
+    cli = cli_for(sqlite_url)
+    cli.keys_dir.mkdir(mode=0o755)
+    cli.keys_dir.chmod(0o755)
+    (cli.keys_dir / ".gitkeep").touch(mode=0o644)
+
+    result = ok(cli("serve", "--port", str(free_port)))
+
+    assert "warning" not in result.stderr
+    assert stat.S_IMODE(cli.keys_dir.stat().st_mode) == 0o700
+    assert len(uvicorn_calls) == 1
