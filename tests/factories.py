@@ -117,3 +117,10 @@ async def make_user(
 def user_service(session: Any, hasher: PasswordHasher = TEST_HASHER) -> UserService:
     """The service over a test's own session (its operations commit it)."""
     return UserService.over(UnitOfWork.joining(session), hasher)
+
+
+async def demote(session_factory: Any, username: str) -> None:
+    """Take the admin flag from a user, as an admin would (committed)."""
+    async with session_factory() as session:
+        service = user_service(session)
+        await service.set_admin(await service.resolve(username), False)

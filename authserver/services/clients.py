@@ -162,9 +162,7 @@ async def rotate_client_secret(client_id: str, uow: UnitOfWork) -> str:
     """Give a confidential client a new secret (committed); the old one stops
     working."""
     clients = ClientRepository(uow.session)
-    client = await clients.get_by_client_id(client_id)
-    if client is None:
-        raise NotFoundError(f"no client {client_id!r}")
+    client = await resolve_client(client_id, clients)
     if client.secret_hash is None:
         raise InvalidValueError(f"client {client_id!r} is public and has no secret")
     secret = generate_client_secret()

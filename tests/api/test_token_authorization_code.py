@@ -19,6 +19,7 @@ from tests.api.helpers import (
 from tests.factories import (
     CALLBACK,
     DEFAULT_PASSWORD,
+    demote,
     make_client,
     make_code_client,
     make_user,
@@ -211,10 +212,7 @@ async def test_refreshed_id_tokens_keep_the_sign_ins_session(
 
     clock(timedelta(seconds=5))
     second = tokens(await refresh_grant(api, client, first["refresh_token"]))
-    async with session_factory() as session:
-        service = user_service(session)
-        await service.set_admin(await service.resolve(user.username), False)
-        await session.commit()
+    await demote(session_factory, user.username)
     third = tokens(await refresh_grant(api, client, second["refresh_token"]))
 
     assert (second["scope"], third["scope"]) == (scope, "openid profile")

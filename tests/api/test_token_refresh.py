@@ -29,7 +29,7 @@ from tests.api.helpers import (
     unverified,
 )
 from tests.conftest import TEST_ISSUER
-from tests.factories import make_client, make_user, user_service
+from tests.factories import demote, make_client, make_user, user_service
 
 
 @asynccontextmanager
@@ -449,10 +449,7 @@ async def test_a_demoted_admin_loses_the_admin_scope_on_refresh(api, session_fac
     user = await make_user(session_factory, is_admin=True)
     first = tokens(await password_grant(api, client, user.username))
     still = tokens(await refresh_grant(api, client, first["refresh_token"]))
-    async with session_factory() as session:
-        service = user_service(session)
-        await service.set_admin(await service.resolve(user.username), False)
-        await session.commit()
+    await demote(session_factory, user.username)
 
     demoted = tokens(await refresh_grant(api, client, still["refresh_token"]))
 

@@ -20,7 +20,7 @@ from tests.api.helpers import (
     tokens,
     user_tokens,
 )
-from tests.factories import DEFAULT_PASSWORD, make_client, make_user, user_service
+from tests.factories import DEFAULT_PASSWORD, demote, make_client, make_user
 
 NEW_PASSWORD = "a brand new passphrase"
 ALL_SCOPES = ("openid", "profile", "email", "admin")
@@ -463,10 +463,7 @@ async def _demoted_admin(api, session_factory, app):
     user = await make_user(session_factory, is_admin=True)
     body = await user_tokens(api, client, user.username, scope="admin profile")
     # An admin token whose user lost the admin flag after issue.
-    async with session_factory() as session:
-        service = user_service(session)
-        await service.set_admin(await service.resolve(user.username), False)
-        await session.commit()
+    await demote(session_factory, user.username)
     return bearer(body["access_token"])
 
 
