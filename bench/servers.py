@@ -8,6 +8,7 @@ lockfile, so a second run installs nothing.
 """
 
 import asyncio
+import atexit
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -122,15 +124,48 @@ def http_get(url: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def _admin(sql: str, *args: str) -> list[Any]:
-    async def run() -> list[Any]:
-        conn = await asyncpg.connect(f"{POSTGRES}/postgres")
-        try:
-            return list(await conn.fetch(sql, *args))
-        finally:
-            await conn.close()
+class _AdminConnection:
+    """One connection to the `postgres` database, kept for the whole run.
 
-    return asyncio.run(run())
+    Opened at the first database a server gets, before any server runs: the
+    servers' pools can fill `max_connections` during a run (the cluster peer
+    alone opens 40, and idle ones linger), and the CPU accounting must still
+    find their backends then. Servers start in threads, hence the lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runner: asyncio.Runner | None = None
+        self._connection: Any = None
+
+    def fetch(self, sql: str, *args: str) -> list[Any]:
+        with self._lock:
+            if self._runner is None:
+                self._runner = asyncio.Runner()
+            return self._runner.run(self._fetch(sql, *args))
+
+    async def _fetch(self, sql: str, *args: str) -> list[Any]:
+        if self._connection is None or self._connection.is_closed():
+            self._connection = await asyncpg.connect(f"{POSTGRES}/postgres")
+        return list(await self._connection.fetch(sql, *args))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._runner is None:
+                return
+            if self._connection is not None:
+                self._runner.run(self._connection.close())
+                self._connection = None
+            self._runner.close()
+            self._runner = None
+
+
+_ADMIN = _AdminConnection()
+atexit.register(_ADMIN.close)
+
+
+def _admin(sql: str, *args: str) -> list[Any]:
+    return _ADMIN.fetch(sql, *args)
 
 
 def _backends(database: str | None) -> list[int]:
