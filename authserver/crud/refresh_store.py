@@ -62,7 +62,7 @@ _CONSUME = (
     .values(
         rotated_at=_AT,
         replaced_by=bindparam("child_jti"),
-        retry_blob=bindparam("retry_blob"),
+        retry_scope=bindparam("retry_scope"),
         retry_until=bindparam("retry_until"),
     )
 )

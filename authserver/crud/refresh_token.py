@@ -42,6 +42,9 @@ class RefreshTokenState:
     family_live: bool  # crud.liveness.family_live
 
 
+# A revoked token, or one whose retry window closed, can no longer be answered again.
+_NO_RETRY = {"retry_until": None, "retry_scope": None, "retry_blob": None}
+
 _AT = bindparam("at", type_=UTCDateTime)
 _GET_STATE = (
     select(
@@ -146,7 +149,7 @@ class RefreshTokenRepository:
         stmt = (
             update(RefreshToken)
             .where(which, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=at, retry_blob=None, retry_until=None)
+            .values(revoked_at=at, **_NO_RETRY)
             .execution_options(synchronize_session=False)
         )
         return rowcount(await self.session.execute(stmt))
@@ -156,7 +159,7 @@ class RefreshTokenRepository:
         await self.session.execute(
             update(RefreshToken)
             .where(RefreshToken.retry_until < now)
-            .values(retry_blob=None, retry_until=None)
+            .values(**_NO_RETRY)
             .execution_options(synchronize_session=False)
         )
         result = await self.session.execute(

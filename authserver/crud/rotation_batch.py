@@ -19,7 +19,6 @@ from typing import Any, cast
 from sqlalchemy import (
     ARRAY,
     Boolean,
-    LargeBinary,
     String,
     Table,
     Uuid,
@@ -45,7 +44,7 @@ class RotationRow:
     client_pk: uuid.UUID
     admin_required: bool  # the child carries `admin`: its owner must still be one
     at: datetime
-    retry_blob: bytes | None
+    retry_scope: str | None  # the access token's scope, while it may be retried
     retry_until: datetime | None
     child_jti: str
     family_id: uuid.UUID
@@ -62,7 +61,7 @@ class RotationRow:
         *,
         at: datetime,
         admin_required: bool,
-        retry_blob: bytes | None,
+        retry_scope: str | None,
         retry_until: datetime | None,
     ) -> "RotationRow":
         """The rotation of `parent_jti` into `child` (a record not yet stored)."""
@@ -71,7 +70,7 @@ class RotationRow:
             client_pk=child.client_id,
             admin_required=admin_required,
             at=at,
-            retry_blob=retry_blob,
+            retry_scope=retry_scope,
             retry_until=retry_until,
             child_jti=child.jti,
             family_id=child.family_id,
@@ -102,7 +101,7 @@ _TYPES: dict[str, Any] = {
     "client_pk": Uuid,
     "admin_required": Boolean,
     "at": UTCDateTime,
-    "retry_blob": LargeBinary,
+    "retry_scope": String,
     "retry_until": UTCDateTime,
     "child_jti": String,
     "family_id": Uuid,
@@ -142,7 +141,7 @@ _CONSUMED = (
     .values(
         rotated_at=_ROWS.c.at,
         replaced_by=_ROWS.c.child_jti,
-        retry_blob=_ROWS.c.retry_blob,
+        retry_scope=_ROWS.c.retry_scope,
         retry_until=_ROWS.c.retry_until,
     )
     .returning(*_ROWS.c)

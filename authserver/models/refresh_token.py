@@ -30,7 +30,10 @@ class RefreshToken(Base):
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     replaced_by: Mapped[str | None] = mapped_column(String(36))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # The answer given at rotation, sealed under a key derived from this token,
-    # kept only while a lost response may be retried (see services.grants).
-    retry_blob: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # While a lost answer may be retried (services.refresh.reuse): until when,
+    # and the scope the rotation's access token got; the answer itself is
+    # re-signed from the records. retry_blob holds the sealed answer of a
+    # rotation made before migration 0008 (kept for its retry window).
     retry_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retry_scope: Mapped[str | None] = mapped_column(String(1024))
+    retry_blob: Mapped[bytes | None] = mapped_column(LargeBinary)

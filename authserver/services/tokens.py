@@ -82,9 +82,10 @@ class TokenService:
         now: datetime,
         client_uuid: str,
         session_id: str | None = None,
+        jti: str | None = None,
     ) -> MintedToken:
         expires_at = now + self.access_ttl
-        jti = str(uuid.uuid4())
+        jti = jti or str(uuid.uuid4())
         claims = {
             "iss": self.issuer,
             "sub": subject,
@@ -152,9 +153,10 @@ class TokenService:
         now: datetime,
         nonce: str | None = None,
         session_id: str | None = None,
+        jti: str | None = None,
     ) -> MintedToken:
         expires_at = now + self.id_ttl
-        jti = str(uuid.uuid4())
+        jti = jti or str(uuid.uuid4())
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": subject,

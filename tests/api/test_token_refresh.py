@@ -17,6 +17,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from authserver.api.state import app_state
+from authserver.core.security import seal
 from authserver.crud.refresh_token import RefreshTokenRepository
 from authserver.crud.token_family import TokenFamilyRepository
 from authserver.main import create_app
@@ -82,6 +83,60 @@ async def test_retry_within_window_returns_the_same_pair(api, session_factory):
     assert tokens(retried) == tokens(second)
     # The answer given twice is one live token, not a reuse alarm.
     assert tokens(await refresh_grant(api, client, tokens(second)["refresh_token"]))
+
+
+async def test_a_retry_later_in_the_window_gets_the_same_tokens_signed_again(
+    api, session_factory, clock
+):
+    # The answer is not stored: it is signed again from the records, so every
+    # timestamp and id in it must be the rotation's, not the retry's.
+    client, _, first = await login(api, session_factory)  # scopes include openid
+    second = tokens(await refresh_grant(api, client, first["refresh_token"]))
+    clock(timedelta(seconds=7))
+
+    retried = tokens(await refresh_grant(api, client, first["refresh_token"]))
+
+    assert "id_token" in second
+    assert retried == second
+    _, access = unverified(second["access_token"])
+    _, refresh = unverified(second["refresh_token"])
+    _, id_token = unverified(second["id_token"])
+    assert len({access["jti"], refresh["jti"], id_token["jti"]}) == 3
+
+
+async def test_no_answer_or_token_is_stored_for_a_retry(api, session_factory):
+    client, _, first = await login(api, session_factory)
+    narrow = first["scope"].split()[0]
+    tokens(await refresh_grant(api, client, first["refresh_token"], scope=narrow))
+
+    _, claims = unverified(first["refresh_token"])
+    async with session_factory() as session:
+        record = await RefreshTokenRepository(session).get(claims["jti"])
+    assert record is not None
+    assert record.retry_blob is None
+    assert record.retry_scope == narrow  # all a retry needs beyond the records
+    assert record.retry_until is not None
+
+
+async def test_a_rotation_sealed_before_migration_0008_is_still_answered(
+    api, session_factory
+):
+    # A rotation made by the previous release kept its answer sealed under a
+    # key derived from the presented token; within its window it is the answer.
+    client, _, first = await login(api, session_factory)
+    second = tokens(await refresh_grant(api, client, first["refresh_token"]))
+    _, claims = unverified(first["refresh_token"])
+    stored = {**second, "access_token": "the-answer-the-old-release-gave"}
+    async with session_factory() as session:
+        record = await RefreshTokenRepository(session).get(claims["jti"])
+        assert record is not None
+        record.retry_scope = None
+        record.retry_blob = seal(first["refresh_token"], record.jti, stored)
+        await session.commit()
+
+    retried = tokens(await refresh_grant(api, client, first["refresh_token"]))
+
+    assert retried == stored
 
 
 async def test_a_retry_asking_for_the_same_scope_gets_the_same_pair(

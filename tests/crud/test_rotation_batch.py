@@ -71,7 +71,7 @@ def _rotation(parent: RefreshToken, **changes: object) -> RotationRow:
         child,
         at=NOW + timedelta(seconds=1),
         admin_required=False,
-        retry_blob=b"sealed answer",
+        retry_scope="api:read",
         retry_until=NOW + timedelta(seconds=10),
     )
     return rotation_with(row, **changes)
@@ -177,7 +177,7 @@ async def test_rotations_that_arrive_together_share_one_statement(
         assert stored_parent is not None
         assert stored_parent.rotated_at == row.at
         assert stored_parent.replaced_by == row.child_jti
-        assert stored_parent.retry_blob == b"sealed answer"
+        assert stored_parent.retry_scope == "api:read"
         child = await _get(session_factory, row.child_jti)
         assert child is not None
         assert (child.family_id, child.user_id, child.client_id) == (
@@ -296,7 +296,7 @@ async def test_a_failed_batch_leaves_each_rotation_to_its_own_request(
                 child,
                 at=NOW + timedelta(seconds=1),
                 admin_required=False,
-                retry_blob=None,
+                retry_scope=None,
                 retry_until=None,
             )
             assert await repository.rotate_batched(row) is None  # its batch fails

@@ -102,6 +102,7 @@ def mint_response(
     refresh: RefreshToken | None,
     nonce: str | None = None,
     login_session_id: uuid.UUID | None = None,
+    rotation_of: datetime | None = None,
 ) -> TokenResponse:
     """Sign the access token, the refresh token (when given) and the ID token.
 
@@ -110,7 +111,15 @@ def mint_response(
     it came from do, ends them all. A family made by a browser sign-in carries
     its login session in every refresh token, so the ID tokens its refreshes
     mint name the same session (`sid`, OIDC Core §12.2).
+
+    A rotation's answer (`rotation_of`: the moment it rotated) is a function
+    of its records: every timestamp is that moment and the access and ID
+    tokens' ids derive from the new refresh token's, so signing it again for
+    a retry (services.refresh.reuse) gives the very same tokens (RS256 and
+    HS256 signatures are deterministic).
     """
+    now = rotation_of or ctx.now
+    derived = refresh.jti if rotation_of is not None and refresh is not None else None
     scope = " ".join(scopes)
     subject = str(user_id)
     access = ctx.tokens.mint_access(
@@ -118,13 +127,14 @@ def mint_response(
         client_id=client.client_id,
         scope=scope,
         audience=client.audience,
-        now=ctx.now,
+        now=now,
         client_uuid=str(client.id),
         session_id=str(family_id),
+        jti=derived_jti(derived, "access") if derived else None,
     )
     response = TokenResponse(
         access_token=access.token,
-        expires_in=seconds(access.expires_at - ctx.now),
+        expires_in=seconds(access.expires_at - now),
         scope=scope,
     )
     if refresh is not None:
@@ -134,7 +144,7 @@ def mint_response(
             client_id=client.client_id,
             scope=refresh.scope,
             expires_at=refresh.expires_at,
-            now=ctx.now,
+            now=now,
             family_id=str(family_id),
             auth_time=refresh.auth_time,
             family_expires_at=family_expires_at,
@@ -145,11 +155,23 @@ def mint_response(
             subject=subject,
             client_id=client.client_id,
             auth_time=auth_time,
-            now=ctx.now,
+            now=now,
             nonce=nonce,
             session_id=str(login_session_id) if login_session_id else None,
+            jti=derived_jti(derived, "id") if derived else None,
         ).token
     return response
+
+
+# Ids derived from a unique random one are unique too; they need not be
+# secret (the refresh token that names the source id is its holder's).
+_DERIVED_JTI = uuid.UUID("5d7c2f4e-8a51-4c1b-9f0e-2b6a3c9d1e47")
+
+
+def derived_jti(refresh_jti: str, kind: str) -> str:
+    """The id of the `kind` token ("access", "id") a rotation into the refresh
+    token `refresh_jti` issues."""
+    return str(uuid.uuid5(_DERIVED_JTI, f"{kind}:{refresh_jti}"))
 
 
 def new_family(

@@ -28,7 +28,7 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
     # holds, and the rotating statement checks what may have changed since.
     planned = rotation.from_claims(claims, form.scope, client)
     if planned is not None:
-        response = await rotation.rotate(ctx, client, planned, presented)
+        response = await rotation.rotate(ctx, client, planned)
         if response is not None:
             return response
 
@@ -40,15 +40,15 @@ async def handle(form: TokenForm, client: Client, ctx: GrantContext) -> TokenRes
         raise InvalidGrantError(INVALID, detail="unknown jti or deleted user")
     record = state.record
     if record.rotated_at is not None or record.revoked_at is not None:
-        return await retry_or_reuse(ctx, client, jti, presented, form.scope)
+        return await retry_or_reuse(ctx, client, claims, presented, form.scope)
     if not state.live:
         raise InvalidGrantError(
             INVALID, detail="expired, family revoked or ended, or owner disabled"
         )
     # Live: the owner lost the admin scope, or the scope asked for is too wide.
     planned = rotation.from_record(state, claims, form.scope, client)
-    response = await rotation.rotate(ctx, client, planned, presented)
+    response = await rotation.rotate(ctx, client, planned)
     if response is None:
         # A concurrent request rotated it first (it has committed by now).
-        return await retry_or_reuse(ctx, client, jti, presented, form.scope)
+        return await retry_or_reuse(ctx, client, claims, presented, form.scope)
     return response

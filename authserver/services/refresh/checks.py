@@ -60,10 +60,10 @@ def narrow(requested: str | None, granted: list[str]) -> list[str]:
     return scopes
 
 
-def asks_for(requested_scope: str | None, answer: dict[str, Any]) -> bool:
+def asks_for(requested_scope: str | None, answered_scope: str) -> bool:
     """Whether a retry's scope parameter asks for what the answer grants
     (no parameter asks for the original request's scope, whatever it was)."""
     if requested_scope is None:
         return True
     requested = parse_scope(requested_scope)
-    return requested is not None and set(requested) == set(answer["scope"].split())
+    return requested is not None and set(requested) == set(answered_scope.split())

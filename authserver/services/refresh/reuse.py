@@ -1,20 +1,29 @@
 """A used refresh token came back: a lost answer retried in time, or reuse.
 
 Only a retry of the same request, within AUTH_REFRESH_RETRY_WINDOW, while the
-child is unused and the family live, gets the stored answer; any other second
-use is reuse, and the whole family is revoked (RFC 9700 §4.14.2).
+child is unused and the family live, gets the answer again: the same tokens,
+signed again from the records (services.refresh.rotation.answer). Any other
+second use is reuse, and the whole family is revoked (RFC 9700 §4.14.2).
 """
 
 import logging
+from typing import Any
 
 from authserver.core.exceptions import InvalidGrantError
 from authserver.core.metrics import REFRESH_TOKEN_REUSE
 from authserver.core.security import unseal
-from authserver.models import Client
+from authserver.models import Client, RefreshToken
+from authserver.schemas.scope import parse_scope
 from authserver.schemas.token import TokenResponse
 from authserver.services.families import revoke_family
 from authserver.services.grants.common import GrantContext
-from authserver.services.refresh.checks import INVALID, asks_for
+from authserver.services.refresh import rotation
+from authserver.services.refresh.checks import (
+    INVALID,
+    asks_for,
+    login_session,
+    timestamp,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +31,12 @@ logger = logging.getLogger(__name__)
 async def retry_or_reuse(
     ctx: GrantContext,
     client: Client,
-    jti: str,
+    claims: dict[str, Any],
     presented: str,
     requested_scope: str | None,
 ) -> TokenResponse:
-    """The stored answer of a retry; otherwise revoke the family, invalid_grant."""
+    """The same answer again for a retry; otherwise revoke the family, invalid_grant."""
+    jti = str(claims["jti"])
     # What follows may write several rows (a family's revocation and its audit
     # record) that must commit together: leave autocommit for a transaction,
     # and decide on the record as that transaction reads it.
@@ -37,19 +47,14 @@ async def retry_or_reuse(
     record = state.record
     if record.revoked_at is not None or not state.family_live:
         raise InvalidGrantError(INVALID, detail=f"revoked token {record.jti}")
-    if (
-        record.retry_blob is not None
-        and record.retry_until is not None
-        and ctx.now < record.retry_until
-        and record.replaced_by is not None
-        and await _child_unused(ctx, record.replaced_by)
-    ):
-        answer = unseal(presented, jti, record.retry_blob)
-        if answer is not None and asks_for(requested_scope, answer):
+    child = await _retryable_child(ctx, record)
+    if child is not None:
+        answer = _answer_again(ctx, client, record, child, claims, presented)
+        if answer is not None and asks_for(requested_scope, answer.scope):
             # Nothing to write: release the transaction (SQLite's write lock).
             await ctx.uow.rollback()
             logger.info("refresh_token_retry_answered", extra={"jti": jti})
-            return TokenResponse.model_validate(answer)
+            return answer
     await revoke_family(
         ctx.session,
         record,
@@ -63,8 +68,51 @@ async def retry_or_reuse(
     raise InvalidGrantError(INVALID, detail=f"reuse of rotated token {record.jti}")
 
 
-async def _child_unused(ctx: GrantContext, child_jti: str) -> bool:
+async def _retryable_child(
+    ctx: GrantContext, record: RefreshToken
+) -> RefreshToken | None:
+    """The child of a rotation still inside its retry window, while unused."""
+    if (
+        record.retry_until is None
+        or ctx.now >= record.retry_until
+        or record.replaced_by is None
+        or (record.retry_scope is None and record.retry_blob is None)
+    ):
+        return None
     # Once the child has been used, the client did get the answer: a retry of
     # the parent can only be a replay.
-    child = await ctx.refresh_tokens.get(child_jti)
-    return child is not None and child.rotated_at is None and child.revoked_at is None
+    child = await ctx.refresh_tokens.get(record.replaced_by)
+    if child is None or child.rotated_at is not None or child.revoked_at is not None:
+        return None
+    return child
+
+
+def _answer_again(
+    ctx: GrantContext,
+    client: Client,
+    record: RefreshToken,
+    child: RefreshToken,
+    claims: dict[str, Any],
+    presented: str,
+) -> TokenResponse | None:
+    """The rotation's answer once more; None if it cannot be had."""
+    if record.retry_scope is None:
+        # Rotated before migration 0008: its answer was stored sealed under
+        # a key derived from the presented token.
+        assert record.retry_blob is not None
+        sealed = unseal(presented, record.jti, record.retry_blob)
+        return None if sealed is None else TokenResponse.model_validate(sealed)
+    scopes = parse_scope(record.retry_scope)
+    if scopes is None:
+        return None
+    again = rotation.Rotation(
+        parent_jti=record.jti,
+        user_id=record.user_id,
+        family_id=record.family_id,
+        auth_time=child.auth_time,
+        family_expires_at=timestamp(claims["family_exp"]),
+        granted=child.scope.split(),
+        scopes=scopes,
+        login_session_id=login_session(claims),
+    )
+    return rotation.answer(ctx, client, again, child)

@@ -12,10 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from authserver.core.exceptions import InvalidGrantError, InvalidScopeError
-from authserver.core.security import seal
 from authserver.crud.refresh_token import RefreshTokenState
 from authserver.crud.rotation_batch import RotationRow
-from authserver.models import Client
+from authserver.models import Client, RefreshToken
 from authserver.schemas.token import TokenResponse
 from authserver.services.clients import still_allowed
 from authserver.services.grants.common import (
@@ -103,7 +102,7 @@ def from_record(
 
 
 async def rotate(
-    ctx: GrantContext, client: Client, rotation: Rotation, presented: str
+    ctx: GrantContext, client: Client, rotation: Rotation
 ) -> TokenResponse | None:
     """Mint the next pair and store it; None when the parent may not rotate."""
     child = new_refresh_record(
@@ -115,26 +114,16 @@ async def rotate(
         family_id=rotation.family_id,
         family_expires_at=rotation.family_expires_at,
     )
-    response = mint_response(
-        ctx,
-        client,
-        user_id=rotation.user_id,
-        scopes=rotation.scopes,
-        auth_time=rotation.auth_time,
-        family_id=rotation.family_id,
-        family_expires_at=rotation.family_expires_at,
-        refresh=child,
-        login_session_id=rotation.login_session_id,
-    )
+    response = answer(ctx, client, rotation, child)
     window = ctx.retry_window
     parent = rotation.parent_jti
-    blob = seal(presented, parent, response.model_dump()) if window else None
     row = RotationRow.of(
         parent,
         child,
         at=ctx.now,
         admin_required=ADMIN_SCOPE in rotation.granted,
-        retry_blob=blob,
+        # What a retry needs beyond the records to sign this answer again.
+        retry_scope=response.scope if window else None,
         retry_until=ctx.now + window if window else None,
     )
     rotated = await ctx.refresh_tokens.rotate_batched(row)
@@ -149,3 +138,23 @@ async def rotate(
         extra={"client_id": client.client_id, "jti": parent, "child": child.jti},
     )
     return response
+
+
+def answer(
+    ctx: GrantContext, client: Client, rotation: Rotation, child: RefreshToken
+) -> TokenResponse:
+    """The answer of the rotation into `child`: the same tokens whenever it is
+    signed, from the rotation and the child's record (grants.common.mint_response),
+    so a retry is signed again instead of stored."""
+    return mint_response(
+        ctx,
+        client,
+        user_id=rotation.user_id,
+        scopes=rotation.scopes,
+        auth_time=rotation.auth_time,
+        family_id=rotation.family_id,
+        family_expires_at=rotation.family_expires_at,
+        refresh=child,
+        login_session_id=rotation.login_session_id,
+        rotation_of=child.issued_at,
+    )
