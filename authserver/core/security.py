@@ -31,6 +31,7 @@ from joserfc.jwk import KeySet, OctKey, RSAKey
 from passlib.context import CryptContext
 
 from authserver.core.exceptions import TokenError
+from authserver.core.jws import sign_compact
 
 # The one algorithm we sign tokens with and the only one accepted for them
 # (RFC 8725 §3.1).
@@ -157,8 +158,7 @@ def sign_jwt(
     typ: str,
     alg: str = SIGNING_ALG,
 ) -> str:
-    header = {"alg": alg, "typ": typ, "kid": key.kid}
-    return jwt.encode(header, dict(claims), key, algorithms=[alg])
+    return sign_compact(key, claims, typ=typ, alg=alg)  # what joserfc would write
 
 
 def derive_refresh_key(signing_key: RSAKey) -> OctKey:
