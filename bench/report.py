@@ -44,11 +44,25 @@ class Target:
         found = []
         for number in sorted({r.round for r in rows}):
             ours = _rps(rows, self.scenario, OURS, number)
-            theirs = [_rps(rows, self.scenario, s, number) for s in self.against]
+            theirs = [
+                _rps(rows, self.scenario, s, number)
+                for s in self.against
+                if not _failing(rows, self.scenario, s, number)
+            ]
             best = max((x for x in theirs if x), default=None)
             if ours is not None and best:
                 found.append(ours / best)
         return found
+
+    def left_out(self, rows: list[Row]) -> list[Row]:
+        """The references' rows that failed too many answers to count."""
+        return [
+            r
+            for r in rows
+            if r.scenario == self.scenario
+            and r.server in self.against
+            and _failing(rows, self.scenario, r.server, r.round)
+        ]
 
     def cpu(self, rows: list[Row]) -> float | None:
         """The reference's CPU per request ÷ ours (median over rounds): what the
@@ -60,7 +74,11 @@ class Target:
                 for r in rows
                 if (r.scenario, r.round) == (self.scenario, number) and r.cpu_ms
             }
-            theirs = [cost[s] for s in self.against if s in cost]
+            theirs = [
+                cost[s]
+                for s in self.against
+                if s in cost and not _failing(rows, self.scenario, s, number)
+            ]
             if OURS in cost and theirs:
                 found.append(min(theirs) / cost[OURS])
         return statistics.median(found) if found else None
@@ -86,6 +104,19 @@ TARGETS = (
 MIXED_P99_MS = 20.0
 
 
+# A reference row in which more than this share of the answers were errors
+# did not do the work it is compared on (a fast error is no refresh): it is
+# left out of the targets, and the verdict names it.
+MAX_ERROR_SHARE = 0.01
+
+
+def _failing(rows: list[Row], scenario: str, server: str, number: int) -> bool:
+    for row in rows:
+        if (row.scenario, row.server, row.round) == (scenario, server, number):
+            return row.errors > MAX_ERROR_SHARE * max(row.requests, 1)
+    return False
+
+
 def _rps(rows: list[Row], scenario: str, server: str, number: int) -> float | None:
     for row in rows:
         if (row.scenario, row.server, row.round) == (scenario, server, number):
@@ -109,6 +140,11 @@ class Report:
             value = statistics.median(ratios) if ratios else None
             met = None if value is None else value >= target.ratio
             detail = "-" if value is None else f"{value:.2f}x"
+            for row in target.left_out(self.rows):
+                detail += (
+                    f" ({row.server} left out: {row.errors:,} errors"
+                    f" in {row.requests:,} answers)"
+                )
             verdicts.append(verdict(target.label, value, met, detail))
             verdicts[-1] |= {"ratios": ratios, "cpu_ratio": target.cpu(self.rows)}
         worst = max(

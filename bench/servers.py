@@ -258,6 +258,14 @@ def start_ours(workdir: Path, workers: int, users: int, rounds: int) -> Server:
         "AUTH_KEYS_DIR": str(workdir / "keys"),
         "AUTH_BCRYPT_ROUNDS": str(rounds),
         "AUTH_LOG_LEVEL": "WARNING",  # no access line per request
+        # All servers share PostgreSQL's 100 connections, and a SQLAlchemy pool
+        # never closes an idle one: at the default 20 per worker, ours idle
+        # (40) plus the cluster peer's 40, the single peer's 20 not yet timed
+        # out and DOT's 8 exceeded it, and the cluster answered errors.
+        # 10 (+5 overflow) per worker: refresh batches use two per worker;
+        # only the code exchange holds one per request in flight (16 per
+        # worker) and may wait for one, which costs ours, not the peers.
+        "AUTH_DB_POOL_SIZE": "10",
     }
     server = Server("authserver", env["AUTH_ISSUER"], "", "", ("", ""), [])
     server.database = name

@@ -85,3 +85,19 @@ def test_the_table_divides_ours_by_each_row_of_the_same_round() -> None:
     assert "| refresh | django-oauth-toolkit | 32 | 100 |" in table
     assert table.splitlines()[3].endswith("| 9.00x |")
     assert "| authserver | PASS: 3/3 one winner |" in table
+
+
+def test_a_reference_that_failed_its_answers_is_left_out_and_named() -> None:
+    # The cluster answered fast with errors (e.g. out of database connections):
+    # that is no refresh throughput, so the single process is the reference.
+    report = Report(meta={})
+    report.rows = [
+        _row("refresh", OURS, 900, requests=9000, cpu_ms=1.0),
+        _row("refresh", NOP_PG, 600, requests=6000, errors=60, cpu_ms=2.0),
+        _row("refresh", NOP_CLUSTER, 1200, requests=12000, errors=5000, cpu_ms=0.5),
+    ]
+    pg = _targets(report)["refresh >= 1.5x oidc-provider-pg (best mode)"]
+    assert pg["value"] == 1.5 and pg["met"] is True  # 60 of 6,000: within 1%
+    assert pg["cpu_ratio"] == 2.0
+    assert "oidc-provider-pg cluster left out: 5,000 errors" in str(pg["detail"])
+    assert NOP_PG not in str(pg["detail"]).replace(NOP_CLUSTER, "")
