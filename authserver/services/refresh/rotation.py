@@ -126,6 +126,11 @@ async def rotate(
         retry_scope=response.scope if window else None,
         retry_until=ctx.now + window if window else None,
     )
+    if ctx.rotation_batcher is not None:
+        # The batch runs on a connection of its own: first hand back the one
+        # a read before took (a client lookup), so that requests waiting for
+        # their batch cannot hold every connection the batch needs.
+        await ctx.uow.commit()
     rotated = await ctx.refresh_tokens.rotate_batched(row)
     if rotated is None:
         await ctx.uow.autocommit()  # one atomic statement on PostgreSQL
