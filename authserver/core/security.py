@@ -321,9 +321,11 @@ def pkce_s256_matches(verifier: str, challenge: str) -> bool:
     return hmac.compare_digest(computed, challenge)
 
 
-# Retry answers of the refresh grant are stored sealed under a key derived from
-# the presented refresh token, which the database never holds: a dump of the
-# table yields no usable token.
+# Before migration 0008 the refresh grant stored each rotation's answer sealed
+# under a key derived from the presented refresh token, which the database
+# never holds (a dump of the table yields no usable token). Such answers are
+# still opened for their retry window (services.refresh.reuse); `seal` stays
+# beside `unseal` as the definition of that format, which tests write.
 def seal(secret_token: str, context: str, payload: Mapping[str, Any]) -> bytes:
     nonce = os.urandom(12)
     aead = AESGCM(_derive_key(secret_token, context))
