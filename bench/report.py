@@ -27,6 +27,10 @@ class Row:
     requests: int = 0
     # CPU of the server's processes and its PostgreSQL backends per answer
     cpu_ms: float | None = None
+    # Of the server's worker processes (when it has several), the busiest one's
+    # share of their CPU: near 1/workers when the load is spread, near 1 when
+    # one worker got every connection and the others idled.
+    busiest_worker_share: float | None = None
     status: str = "ok"  # or why there is no figure
     error_kinds: dict[str, int] = field(default_factory=dict)
     error_sample: str = ""

@@ -215,22 +215,29 @@ class Bench:
             load = make()
             server.wait_idle()
             profiler = self.profiler(server, scenario)
-            cpu = server.cpu_seconds(with_database=True)
+            before = server.cpu_by_process(with_database=True)
             result = self.wrk(server, load, self.args.duration).result()
-            cpu = server.cpu_seconds(with_database=True) - cpu
+            after = server.cpu_by_process(with_database=True)
             if profiler is not None:
                 profiler.wait()
         except wrk.LoadError as exc:
             say(f" failed: {exc}")
             self.add(Row(scenario, server.name, number, "-", status="failed"))
             return
+        used = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+        row = _row(scenario, server.name, number, str(load.connections), result)
+        if result.requests:
+            row.cpu_ms = sum(used.values()) * 1000 / result.requests
+        row.busiest_worker_share = _busiest_share(server, used)
         say(
             f" {result.requests_per_second:,.1f}/s, p99 {result.p99_ms:.1f} ms"
             + (f", {result.errors} errors" if result.errors else "")
+            + (
+                f", busiest worker {row.busiest_worker_share:.0%} of the CPU"
+                if row.busiest_worker_share is not None
+                else ""
+            )
         )
-        row = _row(scenario, server.name, number, str(load.connections), result)
-        if result.requests:
-            row.cpu_ms = cpu * 1000 / result.requests
         self.add(row)
 
     def mixed(
@@ -342,6 +349,16 @@ def _row(scenario: str, server: str, number: int, conns: str, r: wrk.Result) -> 
         r.requests,
         error_kinds=r.error_kinds,
     )
+
+
+def _busiest_share(server: Server, used: dict[int, float]) -> float | None:
+    """The busiest worker's share of the workers' CPU in `used`, if several."""
+    if server.popen is None:
+        return None
+    workers = [used.get(pid, 0.0) for pid in _children(server.popen.pid)]
+    if len(workers) < 2 or sum(workers) <= 0:
+        return None
+    return round(max(workers) / sum(workers), 3)
 
 
 def _children(pid: int) -> list[int]:

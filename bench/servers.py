@@ -73,7 +73,11 @@ class Server:
     def cpu_seconds(self, with_database: bool = False) -> float:
         """CPU time used so far by the server's process group, and optionally by
         the PostgreSQL backends serving its database (its share of the DB)."""
-        total = 0
+        return sum(self.cpu_by_process(with_database).values())
+
+    def cpu_by_process(self, with_database: bool = False) -> dict[int, float]:
+        """`cpu_seconds`, process by process."""
+        found = {}
         backends = set(_backends(self.database)) if with_database else set()
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
@@ -82,8 +86,9 @@ class Server:
                 continue
             mine = self.popen is not None and int(fields[2]) == self.popen.pid
             if mine or int(stat.parent.name) in backends:
-                total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / os.sysconf("SC_CLK_TCK")
+                ticks = int(fields[11]) + int(fields[12])  # utime, stime
+                found[int(stat.parent.name)] = ticks / os.sysconf("SC_CLK_TCK")
+        return found
 
     def wait_idle(self, timeout: float = 20.0) -> None:
         """Until the work a previous run left in flight (queued logins) is done."""
@@ -315,24 +320,18 @@ def start_ours(workdir: Path, workers: int, users: int, rounds: int) -> Server:
 
 
 def start_ceiling_app(workdir: Path, workers: int) -> Server:
-    """bench.ceilings:app under uvicorn's defaults, as `authctl serve` runs."""
+    """bench.ceilings:app under uvicorn's defaults, run as `authctl serve` runs
+    the token server: through authserver.supervisor (a socket per worker)."""
     port = free_port()
     server = Server(
         "ceiling app", f"http://127.0.0.1:{port}", "/sign1", "/bytes", ("", ""), []
     )
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "bench.ceilings:app",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    run = (
+        "from authserver import supervisor; supervisor.run('bench.ceilings:app', "
+        f"host='127.0.0.1', port={port}, workers={workers}, access_log=False, "
+        "log_level='warning')"
+    )
+    command = [sys.executable, "-c", run]
     log = workdir / "ceilings.log"
     server.popen = _spawn(command, log, workdir, {"PYTHONPATH": str(ROOT)})
     _wait_up(server, "/bytes", log)

@@ -1,4 +1,4 @@
-"""authctl serve: run the server with uvicorn."""
+"""authctl serve: run the server with uvicorn (authserver/supervisor.py)."""
 
 from __future__ import annotations
 
@@ -47,8 +47,7 @@ def serve(
 
     Example: authctl serve --host 0.0.0.0 --port 8000 --workers 2
     """
-    import uvicorn
-
+    from authserver import supervisor
     from authserver.core.logging import configure_logging
 
     if reload and workers > 1:
@@ -68,7 +67,7 @@ def serve(
         "serving",
         extra={"issuer": current.issuer, "url": f"http://{host}:{port}"},
     )
-    uvicorn.run(
+    supervisor.run(
         APP,
         host=host,
         port=port,

@@ -1,10 +1,10 @@
 """`python -m bench` end to end, tiny: the tool works, not how fast anything is.
 
 The real command in a subprocess (authserver on PostgreSQL through authctl,
-the ceiling app, wrk) with bcrypt cost 4, two connections, at most 300
-answers per run and no peers. Nothing here compares figures: it checks that
-each scenario ran, answered and failed nowhere, and that the refresh chains
-really rotated (a reused token would fail with invalid_grant).
+the ceiling app, wrk) with bcrypt cost 4, four connections, at most 300
+answers per run, 2 workers and no peers. Nothing here compares figures: it
+checks that each scenario ran, answered and failed nowhere, and that the
+refresh chains really rotated (a reused token would fail with invalid_grant).
 """
 
 import asyncio
@@ -36,7 +36,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
         *(sys.executable, "-m", "bench", "--peers", "none"),
         *("--scenarios", "jwks,client_credentials,refresh,code,password,mixed,race"),
         *("--duration", "2", "--warmup", "1", "--connections", "4"),
-        *("--bcrypt-rounds", "4", "--workers", "1", "--race-rounds", "1"),
+        *("--bcrypt-rounds", "4", "--workers", "2", "--race-rounds", "1"),
         *("--max-requests", str(MAX), "--json-out", str(out)),
     ]
     done = subprocess.run(
@@ -60,6 +60,14 @@ def test_every_scenario_answered_without_errors(run: tuple[str, Any]) -> None:
         assert row["errors"] == 0, (scenario, server, row["error_sample"])
         assert 0 < row["requests"] <= MAX + 4 or server == "ceiling", (scenario, row)
         assert row["requests_per_second"] > 0
+
+
+def test_the_split_of_cpu_over_workers_is_reported(run: tuple[str, Any]) -> None:
+    _, data = run
+    for row in data["results"]:
+        if row["server"] == "authserver" and row["scenario"] in ("jwks", "refresh"):
+            # 2 workers: the busiest one did at least half of their work.
+            assert 0.5 <= row["busiest_worker_share"] <= 1.0, row
 
 
 def test_the_refresh_chains_rotated(run: tuple[str, Any]) -> None:

@@ -17,13 +17,14 @@ from tests.cli.helpers import failed, ok, one_error_line
 
 @pytest.fixture
 def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """uvicorn.run replaced by a recorder: the test must not start a server."""
+    """The supervisor replaced by a recorder: the test must not start a server
+    (tests/e2e/test_balanced_workers.py runs the real one)."""
     calls: list[dict[str, Any]] = []
 
     def record(app: str, **options: Any) -> None:
         calls.append({"app": app, **options})
 
-    monkeypatch.setattr("uvicorn.run", record)
+    monkeypatch.setattr("authserver.supervisor.run", record)
     # The real call points the root logger at CliRunner's stdout, which is
     # closed after the test; later tests would log into a closed file.
     monkeypatch.setattr(
