@@ -24,12 +24,15 @@ class LoginSessionRepository:
 
     async def hold(self, session_id: uuid.UUID) -> LoginSession | None:
         """The session's row, locked until the transaction ends, so that it
-        cannot end meanwhile (FOR UPDATE on PostgreSQL; on SQLite the write
-        transactions take turns anyway)."""
+        cannot end meanwhile: FOR SHARE on PostgreSQL, which `end`'s UPDATE
+        must wait for but another holder need not, so the code exchanges of
+        one sign-in run side by side (with FOR UPDATE, 32 at once took turns:
+        54 exchanges/s on 2 cores). On SQLite the write transactions take
+        turns anyway."""
         stmt = (
             select(LoginSession)
             .where(LoginSession.id == session_id)
-            .with_for_update()
+            .with_for_update(read=True)
             .execution_options(populate_existing=True)
         )
         return await self.session.scalar(stmt)
