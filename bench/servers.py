@@ -90,14 +90,16 @@ class Server:
                 found[int(stat.parent.name)] = ticks / os.sysconf("SC_CLK_TCK")
         return found
 
-    def wait_idle(self, timeout: float = 20.0) -> None:
-        """Until the work a previous run left in flight (queued logins) is done."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_idle(self, timeout: float = 20.0) -> float:
+        """Until the work a previous run left in flight (queued logins) is done;
+        how long that took, in seconds."""
+        started = time.monotonic()
+        while time.monotonic() < started + timeout:
             before = self.cpu_seconds()
             time.sleep(0.25)
             if self.cpu_seconds() - before < 0.02:
-                return
+                break
+        return time.monotonic() - started
 
     def stop(self) -> None:
         if self.popen is not None and self.popen.poll() is None:
