@@ -323,13 +323,13 @@ def start_ours(workdir: Path, workers: int, users: int, rounds: int) -> Server:
 
 def start_ceiling_app(workdir: Path, workers: int) -> Server:
     """bench.ceilings:app under uvicorn's defaults, run as `authctl serve` runs
-    the token server: through authserver.supervisor (a socket per worker)."""
+    the token server: through authserver.core.supervisor (a socket per worker)."""
     port = free_port()
     server = Server(
         "ceiling app", f"http://127.0.0.1:{port}", "/sign1", "/bytes", ("", ""), []
     )
     run = (
-        "from authserver import supervisor; supervisor.run('bench.ceilings:app', "
+        "from authserver.core import supervisor; supervisor.run('bench.ceilings:app', "
         f"host='127.0.0.1', port={port}, workers={workers}, access_log=False, "
         "log_level='warning')"
     )

@@ -1,4 +1,4 @@
-"""authctl serve: run the server with uvicorn (authserver/supervisor.py)."""
+"""authctl serve: run the server with uvicorn (authserver/core/supervisor.py)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def serve(
 
     Example: authctl serve --host 0.0.0.0 --port 8000 --workers 2
     """
-    from authserver import supervisor
+    from authserver.core import supervisor
     from authserver.core.logging import configure_logging
 
     if reload and workers > 1:

@@ -24,7 +24,7 @@ def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     def record(app: str, **options: Any) -> None:
         calls.append({"app": app, **options})
 
-    monkeypatch.setattr("authserver.supervisor.run", record)
+    monkeypatch.setattr("authserver.core.supervisor.run", record)
     # The real call points the root logger at CliRunner's stdout, which is
     # closed after the test; later tests would log into a closed file.
     monkeypatch.setattr(
