@@ -32,7 +32,7 @@ from joserfc.jwk import KeySet, OctKey, RSAKey
 from passlib.context import CryptContext
 
 from authserver.core.exceptions import TokenError
-from authserver.core.jws import sign_compact
+from authserver.core.jws import sign_compact, verify_own
 
 # The one algorithm we sign tokens with and the only one accepted for them
 # (RFC 8725 §3.1).
@@ -205,6 +205,23 @@ def verify_jwt(
     that is before `now` (an id_token_hint may have expired: OIDC
     RP-Initiated Logout §2). Raises TokenError saying why, for logs only.
     """
+    # Our own tokens, as we write them, the short way (core.jws): it accepts
+    # only what joserfc would, and leaves everything else to joserfc.
+    claims = verify_own(token, keys, typ=typ, algorithms=algorithms)
+    if claims is None:
+        claims = _decode_with_joserfc(token, keys, typ=typ, algorithms=algorithms)
+    exp = claims.get("exp")
+    # Only an int exp moves the clock (a bool is refused below all the same).
+    if allow_expired and isinstance(exp, int):
+        now = min(now, exp - 1)  # exp is the first instant it fails
+    essential = (*ESSENTIAL_CLAIMS, *required, *(() if audience is None else ("aud",)))
+    _check_claims(claims, essential, issuer, audience, now, leeway)
+    return claims
+
+
+def _decode_with_joserfc(
+    token: str, keys: KeySet, *, typ: str, algorithms: Sequence[str]
+) -> dict[str, Any]:
     try:
         token_obj = jwt.decode(token, keys, algorithms=list(algorithms))
     # joserfc bounds the header it parses before the signature check and reads
@@ -218,12 +235,6 @@ def verify_jwt(
     if str(header.get("typ", "")).lower() != typ:
         raise TokenError(f"wrong typ {header.get('typ')!r}")
     claims: dict[str, Any] = token_obj.claims  # a fresh dict from json.loads
-    exp = claims.get("exp")
-    # Only an int exp moves the clock (a bool is refused below all the same).
-    if allow_expired and isinstance(exp, int):
-        now = min(now, exp - 1)  # exp is the first instant it fails
-    essential = (*ESSENTIAL_CLAIMS, *required, *(() if audience is None else ("aud",)))
-    _check_claims(claims, essential, issuer, audience, now, leeway)
     return claims
 
 
