@@ -1,11 +1,12 @@
 """Client registration and authentication (RFC 6749 §2.3)."""
 
+import asyncio
 import re
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from authserver.core.context import annotate_request
 from authserver.core.exceptions import (
@@ -53,6 +54,13 @@ class ClientCache:
     reaches every process within `ttl`; 0 turns the cache off. Entries are
     detached copies: no session can expire them under a concurrent request.
     Unknown client_ids are not cached, so a new client works at once.
+
+    When an entry is missing or has expired, one request reads the client
+    and the others asking for it meanwhile wait for that read: under load
+    an expiry would otherwise send every request in flight to the database
+    at once, each holding a pooled connection. If that read fails (or its
+    request is cancelled), each waiting request reads on its own, so its
+    answer is its own.
     """
 
     MAX_ENTRIES = 10_000
@@ -60,22 +68,56 @@ class ClientCache:
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._entries: dict[str, tuple[float, Client]] = {}
+        # The read in flight per client_id: its detached copy, or None for an
+        # unknown client; _READ_FAILED when the waiters must read themselves.
+        self._reading: dict[str, asyncio.Future[Client | None | object]] = {}
 
     async def get(self, client_id: str, lookup: ClientLookup) -> Client | None:
         if self.ttl <= 0:
             return await lookup(client_id)
-        now = time.monotonic()
         cached = self._entries.get(client_id)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        reading = self._reading.get(client_id)
+        if reading is None:
+            return await self._read_shared(client_id, lookup)
+        # shield: a waiter's cancellation must not cancel the shared read.
+        shared = await asyncio.shield(reading)
+        if shared is _READ_FAILED:
+            client, _ = await self._read(client_id, lookup)
+            return client
+        return cast(Client | None, shared)
+
+    async def _read_shared(self, client_id: str, lookup: ClientLookup) -> Client | None:
+        reading: asyncio.Future[Client | None | object]
+        reading = asyncio.get_running_loop().create_future()
+        self._reading[client_id] = reading
+        shared: Client | None | object = _READ_FAILED
+        try:
+            client, shared = await self._read(client_id, lookup)
+            return client
+        finally:
+            # Also on failure and cancellation: the waiters then read alone.
+            del self._reading[client_id]
+            reading.set_result(shared)
+
+    async def _read(
+        self, client_id: str, lookup: ClientLookup
+    ) -> tuple[Client | None, Client | None]:
+        """The client as read, and the copy cached (None: unknown, not cached)."""
         client = await lookup(client_id)
         if client is None:
-            self._entries.pop(client_id, None)
-            return None
+            self._entries.pop(client_id, None)  # it was deleted
+            return None, None
+        copy = _detached_copy(client)
         if len(self._entries) >= self.MAX_ENTRIES:
             self._entries.clear()
-        self._entries[client_id] = (now + self.ttl, _detached_copy(client))
-        return client
+        self._entries[client_id] = (time.monotonic() + self.ttl, copy)
+        return client, copy
+
+
+# A shared read that gave no answer (it raised or was cancelled).
+_READ_FAILED = object()
 
 
 def _detached_copy(client: Client) -> Client:
