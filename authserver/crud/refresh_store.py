@@ -4,8 +4,10 @@ Both mark the parent used and store its child atomically, and only while the
 parent is the client's and live (crud.liveness.refresh_token_live): that
 conditional UPDATE is the single-use guard, of two concurrent rotations
 exactly one matches. PostgreSQL re-checks it after the first writer commits
-and does UPDATE and INSERT in one statement (crud.rotation_batch), shared with
-concurrent requests' rotations when it has a batcher. SQLite runs writers one
+and does UPDATE and INSERT in one statement (crud.rotation_batch); the
+refresh grant first offers it to the process's batcher (db.rotation_batcher),
+which shares one with concurrent requests' rotations on a connection of its
+own, and comes here when there is none or it failed. SQLite runs writers one
 at a time and, having no data-modifying CTEs, runs both in the session's
 transaction.
 """
@@ -18,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authserver.crud.common import rowcount
 from authserver.crud.liveness import refresh_token_live
 from authserver.crud.rotation_batch import RotationRow, rotate_many
-from authserver.db.rotation_batcher import RotationBatcher
 from authserver.db.session import dialect_name
 from authserver.models import RefreshToken
 from authserver.models.base import UTCDateTime
@@ -27,10 +28,6 @@ _TOKENS = cast(Table, RefreshToken.__table__)
 
 
 class RefreshTokenStore(Protocol):
-    async def rotate_batched(self, row: RotationRow) -> bool | None:
-        """The rotation, in a statement shared with concurrent requests'; None
-        when there is no batch to join or it failed: run `rotate_alone`."""
-
     async def rotate_alone(self, row: RotationRow) -> bool:
         """The rotation on this session; False, with nothing written, unless
         the parent may rotate. On PostgreSQL one atomic statement (the caller
@@ -38,14 +35,8 @@ class RefreshTokenStore(Protocol):
 
 
 class PostgresRefreshTokenStore:
-    def __init__(
-        self, session: AsyncSession, batcher: RotationBatcher[RotationRow] | None
-    ) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.batcher = batcher
-
-    async def rotate_batched(self, row: RotationRow) -> bool | None:
-        return None if self.batcher is None else await self.batcher.rotate(row)
 
     async def rotate_alone(self, row: RotationRow) -> bool:
         return row.child_jti in await rotate_many(self.session, [row])
@@ -75,9 +66,6 @@ class SqliteRefreshTokenStore:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def rotate_batched(self, row: RotationRow) -> bool | None:
-        return None  # one writer at a time: nothing to share
-
     async def rotate_alone(self, row: RotationRow) -> bool:
         consumed = await self.session.execute(
             _CONSUME, {name: getattr(row, name) for name in _CONSUME_PARAMS}
@@ -88,10 +76,8 @@ class SqliteRefreshTokenStore:
         return True
 
 
-def refresh_token_store(
-    session: AsyncSession, batcher: RotationBatcher[RotationRow] | None
-) -> RefreshTokenStore:
+def refresh_token_store(session: AsyncSession) -> RefreshTokenStore:
     """The store of the session's backend."""
     if dialect_name(session) == "postgresql":
-        return PostgresRefreshTokenStore(session, batcher)
+        return PostgresRefreshTokenStore(session)
     return SqliteRefreshTokenStore(session)

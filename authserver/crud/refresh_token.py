@@ -23,7 +23,6 @@ from authserver.crud.liveness import family_live, refresh_token_live
 from authserver.crud.refresh_store import RefreshTokenStore, refresh_token_store
 from authserver.crud.rotation_batch import RotationRow
 from authserver.crud.token_family import TokenFamilyRepository
-from authserver.db.rotation_batcher import RotationBatcher
 from authserver.models import RefreshToken, TokenFamily, User
 from authserver.models.base import UTCDateTime
 
@@ -60,19 +59,13 @@ _GET_STATE = (
 
 
 class RefreshTokenRepository:
-    def __init__(
-        self,
-        session: AsyncSession,
-        batcher: RotationBatcher[RotationRow] | None = None,
-    ) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        # PostgreSQL only: rotations of concurrent requests share a statement.
-        self.batcher = batcher
 
     @cached_property
     def store(self) -> RefreshTokenStore:
         """How this backend stores a rotation (crud.refresh_store)."""
-        return refresh_token_store(self.session, self.batcher)
+        return refresh_token_store(self.session)
 
     async def get(self, jti: str) -> RefreshToken | None:
         return await self.session.get(RefreshToken, jti)
@@ -97,10 +90,6 @@ class RefreshTokenRepository:
             live=values["live"],
             family_live=values["family_live"],
         )
-
-    async def rotate_batched(self, row: RotationRow) -> bool | None:
-        """See RefreshTokenStore.rotate_batched."""
-        return await self.store.rotate_batched(row)
 
     async def rotate_into(self, row: RotationRow) -> bool:
         """Mark a live token used and store its child, atomically; False, with

@@ -60,7 +60,16 @@ class GrantContext:
 
     @cached_property
     def refresh_tokens(self) -> RefreshTokenRepository:
-        return RefreshTokenRepository(self.session, self.rotation_batcher)
+        return RefreshTokenRepository(self.session)
+
+    async def rotate_batched(self, row: RotationRow) -> bool | None:
+        """The rotation, in a statement shared with concurrent requests' on a
+        connection of the batcher's (PostgreSQL), so this request needs no
+        session for it; None when there is no batcher or the batch failed:
+        then run it alone (refresh_tokens.rotate_into)."""
+        if self.rotation_batcher is None:
+            return None
+        return await self.rotation_batcher.rotate(row)
 
     async def find_client(self, client_id: str) -> Client | None:
         return await self.clients.get_by_client_id(client_id)

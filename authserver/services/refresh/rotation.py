@@ -131,7 +131,7 @@ async def rotate(
         # a read before took (a client lookup), so that requests waiting for
         # their batch cannot hold every connection the batch needs.
         await ctx.uow.commit()
-    rotated = await ctx.refresh_tokens.rotate_batched(row)
+    rotated = await ctx.rotate_batched(row)
     if rotated is None:
         await ctx.uow.autocommit()  # one atomic statement on PostgreSQL
         rotated = await ctx.refresh_tokens.rotate_into(row)
