@@ -72,21 +72,21 @@ def verify_own(
     """The claims of `token` when it is exactly as `sign_compact` writes it
     for `typ`, an allowed algorithm and a key of `keys`, and its signature
     holds; None for anything else, which only joserfc may then accept."""
-    header, _, rest = token.partition(".")
-    payload, _, signature = rest.partition(".")
-    key = _key_for(header.encode("ascii", "replace"), keys, typ, algorithms)
-    if key is None or "." in signature:
+    if not token.isascii():
+        return None  # we write base64url only
+    signing_input, _, signature = token.encode("ascii").rpartition(b".")
+    header, _, payload = signing_input.partition(b".")
+    key = _key_for(header, keys, typ, algorithms)
+    if key is None or b"." in payload:
         return None
-    signing_input = (header + "." + payload).encode("ascii", "replace")
     try:
-        raw_signature = urlsafe_b64decode(signature.encode("ascii"))
-        if not _signature_holds(key, signing_input, raw_signature):
+        if not _signature_holds(key, signing_input, urlsafe_b64decode(signature)):
             return None
-        claims = json.loads(urlsafe_b64decode(payload.encode("ascii")))
+        claims = json.loads(urlsafe_b64decode(payload))
     # The same refusals joserfc makes, left to it to make: strict base64
     # (ValueError), a key whose key_ops forbid verifying (JoseError), JSON
     # nested too deep (RecursionError).
-    except (ValueError, UnicodeError, JoseError, RecursionError):
+    except (ValueError, JoseError, RecursionError):
         return None
     return claims if isinstance(claims, dict) else None
 
